@@ -1,0 +1,102 @@
+/* Generated from pyvmm/paravirt/abi.py by `python -m pyvmm.paravirt.cheader`. Do not edit. */
+#ifndef PYVMM_ABI_H
+#define PYVMM_ABI_H
+
+/* Constants are usable from assembly; structures only from C. */
+
+#define PVM_ABI_VERSION_MAJOR 1
+#define PVM_ABI_VERSION_MINOR 0
+#define PVM_ABI_VERSION 0x10000
+#define PVM_HYPERCALL_PORT 0xf5
+#define PVM_BOOT_INFO_MAGIC 0x4f464e494d4d5650ULL
+#define PVM_CMDLINE_MAX 4095
+#define PVM_CONSOLE_HANDLE 0
+#define PVM_MAX_CHANNELS 16
+#define PVM_CHANNEL_NAME_LEN 24
+
+/* Guest-physical layout */
+#define PVM_LAYOUT_NULL_PAGE 0x0
+#define PVM_LAYOUT_BOOT_INFO 0x1000
+#define PVM_LAYOUT_CMDLINE 0x2000
+#define PVM_LAYOUT_GDT 0x3000
+#define PVM_LAYOUT_SHARED_PAGE 0x4000
+#define PVM_LAYOUT_PAGE_TABLE_POOL 0x10000
+#define PVM_LAYOUT_RESERVED_END 0x200000
+
+/* Hypercall numbers (rax) */
+#define PVM_HC_NULL 0x0
+#define PVM_HC_SHUTDOWN 0x1
+#define PVM_HC_SEND 0x2
+#define PVM_HC_RECV 0x3
+
+/* Error numbers: a failing hypercall returns -PVM_E* */
+#define PVM_EPERM 1
+#define PVM_ENOENT 2
+#define PVM_EIO 5
+#define PVM_E2BIG 7
+#define PVM_EBADF 9
+#define PVM_EAGAIN 11
+#define PVM_ENOMEM 12
+#define PVM_EFAULT 14
+#define PVM_EBUSY 16
+#define PVM_EEXIST 17
+#define PVM_EINVAL 22
+#define PVM_ENOSPC 28
+#define PVM_EPIPE 32
+#define PVM_ERANGE 34
+#define PVM_ENOSYS 38
+#define PVM_ETIME 62
+#define PVM_ECONNRESET 104
+#define PVM_ETIMEDOUT 110
+
+/* Feature bits in pvm_boot_info.features */
+#define PVM_FEAT_CONSOLE 0x1
+
+/* Channel kinds */
+#define PVM_CHANNEL_CONSOLE 0x1
+
+#ifndef __ASSEMBLER__
+#include <stdint.h>
+
+struct pvm_channel_info {
+    uint32_t handle;
+    uint32_t kind;
+    char name[24];
+};
+_Static_assert(sizeof(struct pvm_channel_info) == 32, "ABI size");
+_Static_assert(__builtin_offsetof(struct pvm_channel_info, handle) == 0, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_channel_info, kind) == 4, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_channel_info, name) == 8, "ABI offset");
+
+struct pvm_boot_info {
+    uint64_t magic;
+    uint32_t abi_version;
+    uint32_t features;
+    uint64_t mem_size;
+    uint64_t cmdline;
+    uint32_t cmdline_len;
+    uint32_t nr_vcpus;
+    uint64_t tsc_khz;
+    uint64_t shared_page;
+    uint64_t reserved_end;
+    uint32_t hypercall_port;
+    uint32_t nr_channels;
+    struct pvm_channel_info channels[16];
+};
+_Static_assert(sizeof(struct pvm_boot_info) == 584, "ABI size");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, magic) == 0, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, abi_version) == 8, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, features) == 12, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, mem_size) == 16, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, cmdline) == 24, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, cmdline_len) == 32, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, nr_vcpus) == 36, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, tsc_khz) == 40, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, shared_page) == 48, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, reserved_end) == 56, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, hypercall_port) == 64, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, nr_channels) == 68, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, channels) == 72, "ABI offset");
+#endif /* __ASSEMBLER__ */
+
+#endif /* PYVMM_ABI_H */

@@ -1,0 +1,192 @@
+#include "lib.h"
+
+const struct pvm_boot_info *boot_info;
+
+void *memcpy(void *dst, const void *src, size_t n)
+{
+    /* rep movsb: one instruction for the emulator, fast on hardware. */
+    void *ret = dst;
+    __asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
+    return ret;
+}
+
+void *memset(void *dst, int c, size_t n)
+{
+    void *ret = dst;
+    __asm__ volatile("rep stosb" : "+D"(dst), "+c"(n) : "a"(c) : "memory");
+    return ret;
+}
+
+int memcmp(const void *a, const void *b, size_t n)
+{
+    const unsigned char *x = a, *y = b;
+    for (size_t i = 0; i < n; i++)
+        if (x[i] != y[i])
+            return x[i] - y[i];
+    return 0;
+}
+
+size_t strlen(const char *s)
+{
+    size_t n = 0;
+    while (s[n])
+        n++;
+    return n;
+}
+
+int strncmp(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (a[i] != b[i])
+            return (unsigned char)a[i] - (unsigned char)b[i];
+        if (!a[i])
+            return 0;
+    }
+    return 0;
+}
+
+struct sink {
+    char *buf;
+    size_t size, len;
+};
+
+static void put(struct sink *s, char c)
+{
+    if (s->len + 1 < s->size)
+        s->buf[s->len] = c;
+    s->len++;
+}
+
+static void put_num(struct sink *s, unsigned long v, unsigned base, int negative)
+{
+    char tmp[24];
+    int n = 0;
+    if (negative)
+        put(s, '-');
+    do {
+        tmp[n++] = "0123456789abcdef"[v % base];
+        v /= base;
+    } while (v);
+    while (n)
+        put(s, tmp[--n]);
+}
+
+int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
+{
+    struct sink s = {buf, size, 0};
+    for (; *fmt; fmt++) {
+        if (*fmt != '%') {
+            put(&s, *fmt);
+            continue;
+        }
+        int is_long = 0;
+        fmt++;
+        while (*fmt == 'l') {
+            is_long = 1;
+            fmt++;
+        }
+        switch (*fmt) {
+        case 's': {
+            const char *str = va_arg(ap, const char *);
+            if (!str)
+                str = "(null)";
+            while (*str)
+                put(&s, *str++);
+            break;
+        }
+        case 'c':
+            put(&s, (char)va_arg(ap, int));
+            break;
+        case 'd': {
+            long v = is_long ? va_arg(ap, long) : va_arg(ap, int);
+            put_num(&s, v < 0 ? -(unsigned long)v : (unsigned long)v, 10, v < 0);
+            break;
+        }
+        case 'u':
+            put_num(&s, is_long ? va_arg(ap, unsigned long) : va_arg(ap, unsigned), 10, 0);
+            break;
+        case 'x':
+            put_num(&s, is_long ? va_arg(ap, unsigned long) : va_arg(ap, unsigned), 16, 0);
+            break;
+        case 'p':
+            put(&s, '0');
+            put(&s, 'x');
+            put_num(&s, (unsigned long)va_arg(ap, void *), 16, 0);
+            break;
+        case '%':
+            put(&s, '%');
+            break;
+        default:
+            put(&s, '?');
+        }
+    }
+    if (size)
+        buf[s.len < size ? s.len : size - 1] = 0;
+    return (int)s.len;
+}
+
+int ksnprintf(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = kvsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+int kprintf(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = kvsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n > (int)sizeof buf - 1)
+        n = sizeof buf - 1;
+    pvm_send(PVM_CONSOLE_HANDLE, buf, (unsigned long)n, 0);
+    return n;
+}
+
+int cmdline_get(const char *key, char *buf, size_t size)
+{
+    const char *p = (const char *)boot_info->cmdline;
+    size_t klen = strlen(key);
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        const char *tok = p;
+        while (*p && *p != ' ')
+            p++;
+        if ((size_t)(p - tok) > klen && !strncmp(tok, key, klen) && tok[klen] == '=') {
+            const char *v = tok + klen + 1;
+            size_t n = (size_t)(p - v);
+            if (n >= size)
+                n = size - 1;
+            memcpy(buf, v, n);
+            buf[n] = 0;
+            return (int)n;
+        }
+    }
+    return -1;
+}
+
+long parse_long(const char *s)
+{
+    long sign = 1, v = 0;
+    if (*s == '-') {
+        sign = -1;
+        s++;
+    }
+    if (s[0] == '0' && s[1] == 'x') {
+        for (s += 2; *s; s++) {
+            int d = (*s >= '0' && *s <= '9') ? *s - '0' : (*s | 32) - 'a' + 10;
+            if (d < 0 || d > 15)
+                break;
+            v = v * 16 + d;
+        }
+    } else {
+        for (; *s >= '0' && *s <= '9'; s++)
+            v = v * 10 + (*s - '0');
+    }
+    return sign * v;
+}

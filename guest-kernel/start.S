@@ -1,0 +1,20 @@
+/* Entry: pyvmm starts us in 64-bit long mode, rdi = &pvm_boot_info. */
+#include "pyvmm_abi.h"
+
+    .section .text.boot, "ax"
+    .global _start
+_start:
+    lea boot_stack_top(%rip), %rsp
+    xor %ebp, %ebp
+    call kmain
+    /* kmain does not return; if it does, stop with exit code 255. */
+1:  mov $PVM_HC_SHUTDOWN, %eax
+    mov $255, %edi
+    outl %eax, $PVM_HYPERCALL_PORT
+    jmp 1b
+
+    .section .bss
+    .balign 16
+boot_stack:
+    .skip 16384
+boot_stack_top:

@@ -1,0 +1,1 @@
+"""Host-side backends that hypercalls reach (console, and later block, channels, clock)."""

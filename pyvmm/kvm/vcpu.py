@@ -1,0 +1,171 @@
+"""A KVM vCPU handle (rust-vmm's ``VcpuFd``) and its mapped ``kvm_run`` page."""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+from typing import TYPE_CHECKING
+
+from pyvmm.kvm import structs as s
+from pyvmm.kvm._libc import get_errno, ioctl_int, ioctl_ptr
+from pyvmm.kvm.constants import GUESTDBG_ENABLE, GUESTDBG_SINGLESTEP, SYNC_X86_REGS, Ioctl
+from pyvmm.kvm.errors import KvmError
+from pyvmm.kvm.exits import VcpuExit, decode_exit
+
+if TYPE_CHECKING:
+    from pyvmm.kvm.vm import Vm
+
+
+class Vcpu:
+    """One vCPU file descriptor plus its shared ``kvm_run`` page.
+
+    ``run`` is the ctypes view of the page: after :meth:`run` returns, read the
+    exit from it (or call :meth:`exit_info` for a typed value). With sync regs
+    enabled (:meth:`enable_sync_regs`) the general registers arrive in
+    ``run.s.regs.regs`` on every exit with no extra ioctl; write them back by
+    changing them and calling :meth:`mark_regs_dirty`.
+    """
+
+    def __init__(self, vm: Vm, fd: int, vcpu_id: int, mmap_size: int) -> None:
+        self.vm = vm
+        self.fd = fd
+        self.id = vcpu_id
+        self._mm = mmap.mmap(fd, mmap_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self.run_bytes = memoryview(self._mm)
+        self.run = s.KvmRun.from_buffer(self._mm)
+        # A bound reference to the sync-regs block: the hot path reads it.
+        self.sync_regs = self.run.s.regs.regs
+
+    # -- plumbing ----------------------------------------------------------
+    def _ioctl_struct(self, req: Ioctl, obj) -> None:
+        if ioctl_ptr(self.fd, req, obj) < 0:
+            raise KvmError(f"KVM_{req.name}", get_errno())
+
+    def close(self) -> None:
+        if self.fd < 0:
+            return
+        # Drop every export of the mapping before closing it.
+        self.sync_regs = None
+        self.run = None
+        self.run_bytes.release()
+        self._mm.close()
+        os.close(self.fd)
+        self.fd = -1
+
+    # -- running -----------------------------------------------------------
+    def run_once(self) -> int:
+        """``KVM_RUN``: 0 on an exit to decode, or the errno (``EINTR`` when kicked).
+
+        Errors other than ``EINTR``/``EAGAIN`` raise :class:`KvmError`.
+        """
+        if ioctl_int(self.fd, Ioctl.RUN, 0) == 0:
+            return 0
+        err = get_errno()
+        if err in (errno.EINTR, errno.EAGAIN):
+            return err
+        raise KvmError("KVM_RUN", err)
+
+    def exit_info(self) -> VcpuExit:
+        """The last exit as a typed value."""
+        return decode_exit(self.run, self.run_bytes)
+
+    def set_immediate_exit(self, value: bool) -> None:
+        self.run.immediate_exit = 1 if value else 0
+
+    def enable_sync_regs(self) -> None:
+        """Ask KVM to publish the general registers in ``kvm_run`` on every exit."""
+        self.run.kvm_valid_regs = SYNC_X86_REGS
+
+    def mark_regs_dirty(self) -> None:
+        """Make the next ``KVM_RUN`` load ``run.s.regs.regs`` into the vCPU."""
+        self.run.kvm_dirty_regs = SYNC_X86_REGS
+
+    # -- state -------------------------------------------------------------
+    def get_regs(self) -> s.KvmRegs:
+        regs = s.KvmRegs()
+        self._ioctl_struct(Ioctl.GET_REGS, regs)
+        return regs
+
+    def set_regs(self, regs: s.KvmRegs) -> None:
+        self._ioctl_struct(Ioctl.SET_REGS, regs)
+
+    def get_sregs(self) -> s.KvmSregs:
+        sregs = s.KvmSregs()
+        self._ioctl_struct(Ioctl.GET_SREGS, sregs)
+        return sregs
+
+    def set_sregs(self, sregs: s.KvmSregs) -> None:
+        self._ioctl_struct(Ioctl.SET_SREGS, sregs)
+
+    def get_fpu(self) -> s.KvmFpu:
+        fpu = s.KvmFpu()
+        self._ioctl_struct(Ioctl.GET_FPU, fpu)
+        return fpu
+
+    def set_fpu(self, fpu: s.KvmFpu) -> None:
+        self._ioctl_struct(Ioctl.SET_FPU, fpu)
+
+    def set_cpuid2(self, entries: list[s.KvmCpuidEntry2]) -> None:
+        """``KVM_SET_CPUID2``; must come before the first ``KVM_RUN``."""
+        buf = s.cpuid2_type(len(entries))()
+        buf.nent = len(entries)
+        for i, entry in enumerate(entries):
+            buf.entries[i] = entry
+        self._ioctl_struct(Ioctl.SET_CPUID2, buf)
+
+    def get_cpuid2(self, max_entries: int = 256) -> list[s.KvmCpuidEntry2]:
+        buf = s.cpuid2_type(max_entries)()
+        buf.nent = max_entries
+        self._ioctl_struct(Ioctl.GET_CPUID2, buf)
+        return [s.KvmCpuidEntry2.from_buffer_copy(buf.entries[i]) for i in range(buf.nent)]
+
+    def set_msrs(self, msrs: dict[int, int]) -> None:
+        """Write MSRs; raises unless KVM accepted every one."""
+        buf = s.msrs_type(len(msrs))()
+        buf.nmsrs = len(msrs)
+        for i, (index, value) in enumerate(msrs.items()):
+            buf.entries[i].index = index
+            buf.entries[i].data = value
+        done = ioctl_ptr(self.fd, Ioctl.SET_MSRS, buf)
+        if done < 0:
+            raise KvmError("KVM_SET_MSRS", get_errno())
+        if done != len(msrs):
+            bad = list(msrs)[done]
+            raise KvmError("KVM_SET_MSRS", errno.EINVAL, f"MSR {bad:#x} rejected")
+
+    def get_msrs(self, indices: list[int]) -> dict[int, int]:
+        """Read MSRs; those KVM does not know are left out of the result."""
+        buf = s.msrs_type(len(indices))()
+        buf.nmsrs = len(indices)
+        for i, index in enumerate(indices):
+            buf.entries[i].index = index
+        done = ioctl_ptr(self.fd, Ioctl.GET_MSRS, buf)
+        if done < 0:
+            raise KvmError("KVM_GET_MSRS", get_errno())
+        return {buf.entries[i].index: buf.entries[i].data for i in range(done)}
+
+    def interrupt(self, vector: int) -> None:
+        """``KVM_INTERRUPT``: queue external interrupt *vector* (no in-kernel irqchip).
+
+        KVM holds one pending vector; a second call before the guest takes the
+        first overwrites it, so callers queue and inject one per entry.
+        """
+        self._ioctl_struct(Ioctl.INTERRUPT, s.KvmInterrupt(vector))
+
+    def tsc_khz(self) -> int:
+        ret = ioctl_int(self.fd, Ioctl.GET_TSC_KHZ, 0)
+        if ret < 0:
+            raise KvmError("KVM_GET_TSC_KHZ", get_errno())
+        return ret
+
+    def set_guest_debug(self, enable: bool, single_step: bool = False) -> None:
+        control = (GUESTDBG_ENABLE if enable else 0) | (GUESTDBG_SINGLESTEP if single_step else 0)
+        self._ioctl_struct(Ioctl.SET_GUEST_DEBUG, s.KvmGuestDebug(control=control))
+
+    def get_vcpu_events(self) -> s.KvmVcpuEvents:
+        ev = s.KvmVcpuEvents()
+        self._ioctl_struct(Ioctl.GET_VCPU_EVENTS, ev)
+        return ev
+
+

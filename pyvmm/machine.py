@@ -1,0 +1,292 @@
+"""A VM assembled from the layers below it, with its lifecycle.
+
+Data flows one way: KVM exit -> run loop (:mod:`pyvmm.runloop`) -> dispatcher
+-> hypercall handler -> device -> result into the vCPU's ``rax``.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyvmm.crash import CrashReport
+from pyvmm.devices.console import Console
+from pyvmm.kvm import Cap, Kvm, KvmError, Vcpu
+from pyvmm.loader import LoadedElf, load_elf
+from pyvmm.memory import GuestMemory
+from pyvmm.paravirt import abi
+from pyvmm.paravirt.abi import Layout
+from pyvmm.paravirt.dispatcher import Dispatcher
+from pyvmm.paravirt.hypercalls import ChannelTable, install_core
+from pyvmm.x86 import boot
+from pyvmm.x86.cpuid import guest_cpuid, has_nx
+from pyvmm.x86.paging import FramePool, PageTables, Pte, identity_map
+
+MIN_MEMORY = 4 << 20
+MAX_MEMORY = 64 << 30
+MAX_VCPUS = 64
+# Three pages KVM may use for real-mode emulation on Intel; outside guest RAM.
+TSS_ADDR = 0xFFFB_D000
+KICK_SIGNAL = signal.SIGRTMIN
+
+REQUIRED_CAPS = (Cap.USER_MEMORY, Cap.SYNC_REGS, Cap.IMMEDIATE_EXIT)
+
+
+class MachineError(Exception):
+    """The VM cannot be built as configured (bad size, missing capability...)."""
+
+
+class StopReason(enum.Enum):
+    SHUTDOWN = "shutdown"  # the guest called SHUTDOWN
+    CRASH = "crash"  # triple fault, internal error, unhandled exit
+    TIMEOUT = "timeout"  # --timeout elapsed
+    SIGNAL = "signal"  # SIGINT / SIGTERM on the host
+
+
+@dataclass
+class MachineConfig:
+    kernel: Path
+    memory: int = 64 << 20
+    cmdline: str = ""
+    vcpus: int = 1
+    timeout: float | None = None
+    console_fd: int = 1
+    kvm_path: str = "/dev/kvm"
+
+
+@dataclass
+class RunResult:
+    reason: StopReason
+    exit_code: int = 0
+    crash: CrashReport | None = None
+    signal: int | None = None
+
+
+@dataclass
+class BootTimes:
+    """Monotonic nanosecond timestamps of the boot milestones."""
+
+    create_start: int = 0
+    first_hypercall: int = 0
+
+    @property
+    def to_first_hypercall_ns(self) -> int:
+        return self.first_hypercall - self.create_start if self.first_hypercall else 0
+
+
+@dataclass
+class VcpuContext:
+    """Per-vCPU state the run loop and handlers share."""
+
+    id: int
+    vcpu: Vcpu
+    machine: Machine
+    thread: threading.Thread | None = None
+    exits: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def _check_config(cfg: MachineConfig) -> None:
+    if not MIN_MEMORY <= cfg.memory <= MAX_MEMORY:
+        raise MachineError(f"--memory must be between {MIN_MEMORY >> 20} MiB and {MAX_MEMORY >> 30} GiB")
+    if cfg.memory % (2 << 20):
+        raise MachineError("--memory must be a multiple of 2 MiB")
+    if not 1 <= cfg.vcpus <= MAX_VCPUS:
+        raise MachineError(f"--vcpus must be between 1 and {MAX_VCPUS}")
+    if len(cfg.cmdline.encode()) > abi.CMDLINE_MAX:
+        raise MachineError(f"--cmdline is longer than {abi.CMDLINE_MAX} bytes")
+
+
+def _low_page_flags(gpa: int) -> Pte:
+    """Kernel permissions for the VMM-reserved low 2 MiB (identity map)."""
+    if gpa == Layout.NULL_PAGE:
+        return Pte(0)  # NULL dereferences fault
+    if gpa == Layout.SHARED_PAGE:
+        return Pte.PRESENT | Pte.WRITABLE | Pte.NO_EXECUTE
+    return Pte.PRESENT | Pte.NO_EXECUTE  # boot info, GDT, page tables: read-only
+
+
+class Machine:
+    """One VM: memory, vCPUs, the hypercall dispatcher and its devices.
+
+    Build it, call :meth:`run` once, then :meth:`close` (or use ``with``).
+    Raises :class:`~pyvmm.kvm.KvmError`, :class:`~pyvmm.loader.LoaderError`
+    or :class:`MachineError` when it cannot be built.
+    """
+
+    def __init__(self, config: MachineConfig) -> None:
+        _check_config(config)
+        self.config = config
+        self.times = BootTimes(create_start=time.monotonic_ns())
+        self.vcpus: list[VcpuContext] = []
+        self.memory: GuestMemory | None = None
+        self._stop_lock = threading.Lock()
+        self._done = threading.Event()
+        self.result: RunResult | None = None
+        self.stopping = False
+        self.kvm = Kvm(config.kvm_path)
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- assembly ------------------------------------------------------------
+    def _build(self) -> None:
+        cfg = self.config
+        kvm = self.kvm
+        kvm.check_api_version()
+        missing = [cap.name for cap in REQUIRED_CAPS if not kvm.check_extension(cap)]
+        if missing:
+            raise KvmError("KVM_CHECK_EXTENSION", errno.ENOTSUP, f"missing capabilities: {', '.join(missing)}")
+        self.vm = kvm.create_vm()
+        try:
+            self.vm.set_tss_addr(TSS_ADDR)
+        except KvmError as e:
+            if e.errno not in (errno.ENOTTY, errno.EINVAL):
+                raise  # backends without real-mode emulation do not implement it
+
+        self.memory = mem = GuestMemory(cfg.memory)
+        self.vm.set_user_memory_region(0, 0, mem.size, mem.host_address)
+        self.elf: LoadedElf = load_elf(cfg.kernel, mem, reserved_end=Layout.RESERVED_END)
+
+        supported = kvm.supported_cpuid()
+        nx = has_nx(supported)
+        high = Pte.PRESENT | Pte.WRITABLE
+        self.pt_pool = FramePool(mem, Layout.PAGE_TABLE_POOL, Layout.RESERVED_END)
+        low = _low_page_flags if nx else (lambda gpa: _low_page_flags(gpa) & ~Pte.NO_EXECUTE)
+        self.kernel_tables: PageTables = identity_map(mem, self.pt_pool, mem.size, low_flags=low, high_flags=high)
+        mem.write(Layout.GDT, boot.gdt_page(Layout.GDT))
+
+        self.channels = ChannelTable()
+        self.console = Console(cfg.console_fd)
+        self.channels.add(self.console)  # handle 0 == abi.CONSOLE_HANDLE
+
+        self.dispatcher = Dispatcher()
+        install_core(self.dispatcher, self)
+
+        mmap_size = kvm.vcpu_mmap_size()
+        for i in range(cfg.vcpus):
+            vcpu = self.vm.create_vcpu(i, mmap_size)
+            self.vcpus.append(VcpuContext(i, vcpu, self))
+            vcpu.set_cpuid2(guest_cpuid(supported, i, cfg.vcpus))
+            vcpu.set_sregs(
+                boot.long_mode_sregs(vcpu.get_sregs(), cr3=self.kernel_tables.root, gdt_gpa=Layout.GDT, nx=nx)
+            )
+            vcpu.set_fpu(boot.boot_fpu())
+            vcpu.set_msrs(boot.boot_msrs())
+            vcpu.enable_sync_regs()
+        boot_cpu = self.vcpus[0].vcpu
+        self.tsc_khz = self._tsc_khz(boot_cpu)
+        self._write_boot_info()
+        boot_cpu.set_regs(boot.boot_regs(entry=self.elf.entry, stack=mem.size, arg=Layout.BOOT_INFO))
+
+    @staticmethod
+    def _tsc_khz(vcpu: Vcpu) -> int:
+        try:
+            return vcpu.tsc_khz()
+        except KvmError:
+            return 0
+
+    def _write_boot_info(self) -> None:
+        cmdline = self.config.cmdline.encode()
+        self.memory.write(Layout.CMDLINE, cmdline + b"\0")
+        info = abi.BootInfo(
+            magic=abi.BOOT_INFO_MAGIC,
+            abi_version=abi.ABI_VERSION,
+            features=int(abi.Feature.CONSOLE),
+            mem_size=self.memory.size,
+            cmdline=Layout.CMDLINE,
+            cmdline_len=len(cmdline),
+            nr_vcpus=self.config.vcpus,
+            tsc_khz=self.tsc_khz,
+            shared_page=Layout.SHARED_PAGE,
+            reserved_end=Layout.RESERVED_END,
+            hypercall_port=abi.HYPERCALL_PORT,
+        )
+        for handle, device in enumerate(self.channels.channels):
+            entry = info.channels[handle]
+            entry.handle = handle
+            entry.kind = int(device.kind)
+            entry.name = device.name.encode()[: abi.CHANNEL_NAME_LEN - 1]
+        info.nr_channels = len(self.channels.channels)
+        self.memory.write(Layout.BOOT_INFO, bytes(info))
+
+    # -- lifecycle -------------------------------------------------------------
+    def run(self) -> RunResult:
+        """Run until the guest shuts down, crashes, times out or a signal arrives."""
+        from pyvmm.runloop import vcpu_thread_main
+
+        signal.signal(KICK_SIGNAL, _ignore_signal) if threading.current_thread() is threading.main_thread() else None
+        self.start_vcpu(self.vcpus[0], vcpu_thread_main)
+        deadline = None if self.config.timeout is None else time.monotonic() + self.config.timeout
+        while not self._done.is_set():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                self.stop(RunResult(StopReason.TIMEOUT, exit_code=124))
+                break
+            self._done.wait(remaining)
+        for ctx in self.vcpus:
+            if ctx.thread is not None:
+                ctx.thread.join()
+        return self.result
+
+    def start_vcpu(self, ctx: VcpuContext, target) -> None:
+        ctx.thread = threading.Thread(target=target, args=(ctx,), name=f"vcpu{ctx.id}", daemon=True)
+        ctx.thread.start()
+
+    def stop(self, result: RunResult) -> None:
+        """Record *result* (the first one wins) and stop every vCPU."""
+        with self._stop_lock:
+            if self.result is None:
+                self.result = result
+            self.stopping = True
+        for ctx in self.vcpus:
+            self.kick(ctx)
+        self._done.set()
+
+    def kick(self, ctx: VcpuContext) -> None:
+        """Make *ctx*'s ``KVM_RUN`` return ``EINTR`` soon (immediate_exit + signal)."""
+        vcpu = ctx.vcpu
+        if vcpu.run is None:
+            return
+        vcpu.set_immediate_exit(True)
+        thread = ctx.thread
+        if thread is not None and thread.is_alive() and thread.ident is not None:
+            try:
+                signal.pthread_kill(thread.ident, KICK_SIGNAL)
+            except (ProcessLookupError, OSError):
+                pass
+
+    def close(self) -> None:
+        """Release vCPUs, the memslot, guest memory and the KVM fds."""
+        for ctx in self.vcpus:
+            ctx.vcpu.close()
+        self.vcpus.clear()
+        vm = getattr(self, "vm", None)
+        if vm is not None:
+            if self.memory is not None and vm.fd >= 0:
+                try:
+                    vm.set_user_memory_region(0, 0, 0, 0)  # tear down the slot before unmapping
+                except KvmError:
+                    pass
+            vm.close()
+        if self.memory is not None:
+            self.memory.close()
+            self.memory = None
+        self.kvm.close()
+
+    def __enter__(self) -> Machine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _ignore_signal(signum, frame) -> None:
+    """The kick signal only needs to interrupt ``KVM_RUN``; nothing to do here."""

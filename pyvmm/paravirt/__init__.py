@@ -1,0 +1,1 @@
+"""The paravirtual ABI (numbers, errnos, structures) and the hypercall dispatcher."""

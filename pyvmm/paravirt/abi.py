@@ -1,0 +1,129 @@
+"""pyvmm paravirtual ABI, version 1: the single source of truth.
+
+The guest's C header ``guest-kernel/include/pyvmm_abi.h`` is generated from
+this module (``python -m pyvmm.paravirt.cheader``) and a test fails if the
+committed header drifts. ``docs/abi.md`` explains the semantics.
+
+Calling convention (syscall-shaped, like Linux ``syscall`` and KVM's own PV
+calls): hypercall number in ``rax``, arguments in ``rdi, rsi, rdx, r10, r8``,
+trigger with ``outl %eax, $HYPERCALL_PORT``, result in ``rax`` (a negative
+errno on failure). Every other register is preserved.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+from ctypes import c_char, c_uint32, c_uint64
+
+ABI_VERSION_MAJOR = 1
+ABI_VERSION_MINOR = 0
+ABI_VERSION = (ABI_VERSION_MAJOR << 16) | ABI_VERSION_MINOR
+
+#: The one I/O port a hypercall is issued on (fits ``out %eax, $imm8``).
+HYPERCALL_PORT = 0xF5
+
+BOOT_INFO_MAGIC = 0x4F464E49_4D4D5650  # "PVMMINFO" little-endian
+
+
+class Layout(enum.IntEnum):
+    """Fixed guest-physical layout. Everything below ``RESERVED_END`` is the VMM's."""
+
+    NULL_PAGE = 0x0000  # never mapped: catches NULL dereferences
+    BOOT_INFO = 0x1000  # struct pvm_boot_info, read-only to the guest
+    CMDLINE = 0x2000  # NUL-terminated command line, read-only
+    GDT = 0x3000  # boot GDT + TSS, read-only
+    SHARED_PAGE = 0x4000  # guest-writable page shared with the VMM (events)
+    PAGE_TABLE_POOL = 0x10000  # VMM-owned page-table frames, read-only
+    RESERVED_END = 0x200000  # first byte a guest ELF may load at
+    PAGE_SIZE = 0x1000
+
+
+CMDLINE_MAX = 4095
+
+
+class Hypercall(enum.IntEnum):
+    """Hypercall numbers (``rax``)."""
+
+    NULL = 0  # () -> 0; the cheapest round trip, for benchmarks
+    SHUTDOWN = 1  # (exit_code) -> does not return
+    SEND = 2  # (handle, buf_gpa, len, offset) -> bytes sent
+    RECV = 3  # (handle, buf_gpa, len, offset) -> bytes received
+
+
+class Errno(enum.IntEnum):
+    """Error numbers (Linux values); a failing hypercall returns ``-Errno``."""
+
+    EPERM = 1
+    ENOENT = 2
+    EIO = 5
+    E2BIG = 7
+    EBADF = 9
+    EAGAIN = 11
+    ENOMEM = 12
+    EFAULT = 14
+    EBUSY = 16
+    EEXIST = 17
+    EINVAL = 22
+    ENOSPC = 28
+    EPIPE = 32
+    ERANGE = 34
+    ENOSYS = 38
+    ETIME = 62
+    ECONNRESET = 104
+    ETIMEDOUT = 110
+
+
+class Feature(enum.IntFlag):
+    """Bits in ``pvm_boot_info.features``: what this VMM offers."""
+
+    CONSOLE = 1 << 0
+
+
+class ChannelKind(enum.IntEnum):
+    CONSOLE = 1
+
+
+#: Handle of the console channel (host stdout/stdin), like fd 1.
+CONSOLE_HANDLE = 0
+MAX_CHANNELS = 16
+CHANNEL_NAME_LEN = 24
+
+
+class ChannelInfo(ctypes.Structure):
+    """One entry of the boot-info channel table."""
+
+    _fields_ = [
+        ("handle", c_uint32),
+        ("kind", c_uint32),
+        ("name", c_char * CHANNEL_NAME_LEN),
+    ]
+
+
+class BootInfo(ctypes.Structure):
+    """``struct pvm_boot_info`` at ``Layout.BOOT_INFO``; its address is in ``rdi`` at entry."""
+
+    _fields_ = [
+        ("magic", c_uint64),
+        ("abi_version", c_uint32),  # major << 16 | minor
+        ("features", c_uint32),  # Feature bits
+        ("mem_size", c_uint64),  # bytes of guest RAM, from GPA 0
+        ("cmdline", c_uint64),  # GPA of the NUL-terminated command line
+        ("cmdline_len", c_uint32),  # bytes, without the NUL
+        ("nr_vcpus", c_uint32),
+        ("tsc_khz", c_uint64),  # TSC frequency; 0 if unknown
+        ("shared_page", c_uint64),  # GPA of the guest-writable shared page
+        ("reserved_end", c_uint64),  # first GPA not owned by the VMM
+        ("hypercall_port", c_uint32),
+        ("nr_channels", c_uint32),
+        ("channels", ChannelInfo * MAX_CHANNELS),
+    ]
+
+
+#: Structures mirrored into the C header, in dependency order.
+C_STRUCTS = (ChannelInfo, BootInfo)
+
+
+def errno_result(err: Errno | int) -> int:
+    """The ``rax`` value (two's complement u64) for ``-err``."""
+    return (-int(err)) & 0xFFFF_FFFF_FFFF_FFFF

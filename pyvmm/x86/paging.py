@@ -1,0 +1,208 @@
+"""4-level x86-64 page tables built in guest memory by the VMM.
+
+Pure logic over two small interfaces (``read_u64``/``write_u64`` memory and a
+frame allocator), so unit tests can walk what was built in Python.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+from typing import Protocol
+
+PAGE_4K = 1 << 12
+PAGE_2M = 1 << 21
+ADDR_MASK = 0x000F_FFFF_FFFF_F000
+_LEVEL_SHIFTS = (39, 30, 21, 12)  # PML4, PDPT, PD, PT
+
+
+class Pte(enum.IntFlag):
+    PRESENT = 1 << 0
+    WRITABLE = 1 << 1
+    USER = 1 << 2
+    PWT = 1 << 3
+    PCD = 1 << 4
+    ACCESSED = 1 << 5
+    DIRTY = 1 << 6
+    HUGE = 1 << 7  # PS bit in a PD/PDPT entry
+    GLOBAL = 1 << 8
+    NO_EXECUTE = 1 << 63
+
+
+class PageMemory(Protocol):
+    def read_u64(self, gpa: int) -> int: ...
+    def write_u64(self, gpa: int, value: int) -> None: ...
+    def write(self, gpa: int, data: bytes) -> None: ...
+
+
+class PagingError(Exception):
+    """A mapping request the builder cannot honour (misaligned, already mapped, no frames)."""
+
+
+class FramePool:
+    """Hands out zeroed 4 KiB frames from a fixed guest-physical range."""
+
+    def __init__(self, mem: PageMemory, start: int, end: int) -> None:
+        if start % PAGE_4K or end % PAGE_4K or end < start:
+            raise ValueError("frame pool bounds must be page aligned")
+        self.mem = mem
+        self.start = start
+        self.end = end
+        self._next = start
+        self._free: list[int] = []
+
+    def alloc(self) -> int:
+        if self._free:
+            frame = self._free.pop()
+        elif self._next < self.end:
+            frame = self._next
+            self._next += PAGE_4K
+        else:
+            raise PagingError("page-table frame pool exhausted")
+        self.mem.write(frame, bytes(PAGE_4K))
+        return frame
+
+    def free(self, frame: int) -> None:
+        self._free.append(frame)
+
+    def owns(self, gpa: int) -> bool:
+        return self.start <= gpa < self.end
+
+    @property
+    def frames_in_use(self) -> int:
+        return (self._next - self.start) // PAGE_4K - len(self._free)
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """Result of a walk: the physical address and the effective permissions."""
+
+    phys: int
+    page_size: int
+    writable: bool
+    user: bool
+    executable: bool
+
+
+def _index(va: int, shift: int) -> int:
+    return (va >> shift) & 0x1FF
+
+
+class PageTables:
+    """One 4-level hierarchy rooted at :attr:`root` (the value for CR3)."""
+
+    # Intermediate entries are permissive; leaves carry the real permissions.
+    _TABLE_FLAGS = Pte.PRESENT | Pte.WRITABLE | Pte.USER
+
+    def __init__(self, mem: PageMemory, pool: FramePool | None, root: int | None = None) -> None:
+        """A new hierarchy from *pool*, or (with *root*) a view of an existing one.
+
+        With ``pool=None`` the tables are read-only: :meth:`translate` works,
+        mapping raises. That is how crash reports walk the guest's CR3.
+        """
+        self.mem = mem
+        self.pool = pool
+        if root is None:
+            if pool is None:
+                raise PagingError("a new hierarchy needs a frame pool")
+            root = pool.alloc()
+        self.root = root
+
+    def _entry_addr(self, va: int, leaf_level: int, create: bool) -> int | None:
+        """Address of the entry for *va* at *leaf_level* (2 = PD, 3 = PT)."""
+        table = self.root
+        for level in range(leaf_level):
+            addr = table + 8 * _index(va, _LEVEL_SHIFTS[level])
+            entry = self.mem.read_u64(addr)
+            if not entry & Pte.PRESENT:
+                if not create:
+                    return None
+                if self.pool is None:
+                    raise PagingError("read-only page-table view")
+                new = self.pool.alloc()
+                self.mem.write_u64(addr, new | self._TABLE_FLAGS)
+                table = new
+            elif entry & Pte.HUGE:
+                raise PagingError(f"{va:#x} is already covered by a large page")
+            else:
+                table = entry & ADDR_MASK
+        return table + 8 * _index(va, _LEVEL_SHIFTS[leaf_level])
+
+    def map_page(self, va: int, pa: int, flags: Pte, page_size: int = PAGE_4K) -> None:
+        """Map one page; *flags* should include ``PRESENT``."""
+        if page_size not in (PAGE_4K, PAGE_2M):
+            raise PagingError("page size must be 4 KiB or 2 MiB")
+        if va % page_size or pa % page_size:
+            raise PagingError(f"unaligned mapping {va:#x} -> {pa:#x}")
+        level = 3 if page_size == PAGE_4K else 2
+        addr = self._entry_addr(va, level, create=True)
+        if page_size == PAGE_2M:
+            flags |= Pte.HUGE
+        self.mem.write_u64(addr, (pa & ADDR_MASK) | int(flags))
+
+    def unmap_page(self, va: int) -> bool:
+        """Clear the 4 KiB leaf for *va*; False if it was not mapped."""
+        addr = self._entry_addr(va, 3, create=False)
+        if addr is None or not self.mem.read_u64(addr) & Pte.PRESENT:
+            return False
+        self.mem.write_u64(addr, 0)
+        return True
+
+    def translate(self, va: int) -> Translation | None:
+        """Walk the tables like the MMU does; None if not present."""
+        table = self.root
+        writable = user = executable = True
+        for level, shift in enumerate(_LEVEL_SHIFTS):
+            entry = self.mem.read_u64(table + 8 * _index(va, shift))
+            if not entry & Pte.PRESENT:
+                return None
+            writable &= bool(entry & Pte.WRITABLE)
+            user &= bool(entry & Pte.USER)
+            executable &= not entry & Pte.NO_EXECUTE
+            if level == 3 or (level in (1, 2) and entry & Pte.HUGE):
+                size = 1 << shift
+                phys = (entry & ADDR_MASK & ~(size - 1)) | (va & (size - 1))
+                return Translation(phys, size, writable, user, executable)
+            table = entry & ADDR_MASK
+        return None  # unreachable
+
+
+def identity_map(
+    mem: PageMemory,
+    pool: FramePool,
+    size: int,
+    *,
+    low_flags,
+    high_flags: Pte,
+) -> PageTables:
+    """Identity-map guest-physical ``[0, size)`` for the kernel.
+
+    The first 2 MiB use 4 KiB pages so each low page can carry its own
+    permissions: ``low_flags(gpa)`` returns its flags, or 0 for not present.
+    The rest uses 2 MiB pages with *high_flags* (1 GiB pages are not offered
+    everywhere). Each table is written in one go: this runs on every boot.
+    """
+    if size % PAGE_2M:
+        raise PagingError("identity map size must be a multiple of 2 MiB")
+    table_flags = int(PageTables._TABLE_FLAGS)
+    pml4 = pool.alloc()
+    pdpt = pool.alloc()
+    mem.write_u64(pml4, pdpt | table_flags)
+    low_pt = pool.alloc()
+    pt_entries = []
+    for i in range(512):
+        flags = int(low_flags(i * PAGE_4K))
+        pt_entries.append((i * PAGE_4K) | flags if flags else 0)
+    mem.write(low_pt, struct.pack("<512Q", *pt_entries))
+    n_2m = size // PAGE_2M
+    huge = int(high_flags | Pte.HUGE)
+    for gib in range((n_2m + 511) // 512):
+        pd = pool.alloc()
+        mem.write_u64(pdpt + 8 * gib, pd | table_flags)
+        first = gib * 512
+        entries = [((first + i) * PAGE_2M) | huge if first + i < n_2m else 0 for i in range(512)]
+        if gib == 0:
+            entries[0] = low_pt | table_flags
+        mem.write(pd, struct.pack("<512Q", *entries))
+    return PageTables(mem, pool, root=pml4)
