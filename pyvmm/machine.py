@@ -17,7 +17,7 @@ from pathlib import Path
 from pyvmm.crash import CrashReport
 from pyvmm.devices.console import Console
 from pyvmm.kvm import Cap, Kvm, KvmError, Vcpu
-from pyvmm.loader import LoadedElf, load_elf
+from pyvmm.loader import LoadedElf, read_elf
 from pyvmm.memory import GuestMemory
 from pyvmm.paravirt import abi
 from pyvmm.paravirt.abi import Layout
@@ -71,7 +71,8 @@ class RunResult:
 class BootTimes:
     """Monotonic nanosecond timestamps of the boot milestones."""
 
-    create_start: int = 0
+    create_start: int = 0  # just before KVM_CREATE_VM
+    first_run: int = 0  # just before the boot vCPU's first KVM_RUN
     first_hypercall: int = 0
 
     @property
@@ -102,13 +103,17 @@ def _check_config(cfg: MachineConfig) -> None:
         raise MachineError(f"--cmdline is longer than {abi.CMDLINE_MAX} bytes")
 
 
-def _low_page_flags(gpa: int) -> Pte:
+_RO_DATA = int(Pte.PRESENT | Pte.NO_EXECUTE)
+_RW_DATA = int(Pte.PRESENT | Pte.WRITABLE | Pte.NO_EXECUTE)
+
+
+def _low_page_flags(gpa: int) -> int:
     """Kernel permissions for the VMM-reserved low 2 MiB (identity map)."""
     if gpa == Layout.NULL_PAGE:
-        return Pte(0)  # NULL dereferences fault
+        return 0  # NULL dereferences fault
     if gpa == Layout.SHARED_PAGE:
-        return Pte.PRESENT | Pte.WRITABLE | Pte.NO_EXECUTE
-    return Pte.PRESENT | Pte.NO_EXECUTE  # boot info, GDT, page tables: read-only
+        return _RW_DATA
+    return _RO_DATA  # boot info, GDT, page tables: read-only
 
 
 class Machine:
@@ -122,7 +127,9 @@ class Machine:
     def __init__(self, config: MachineConfig) -> None:
         _check_config(config)
         self.config = config
-        self.times = BootTimes(create_start=time.monotonic_ns())
+        # Parse and validate the guest before touching KVM: a bad ELF costs nothing.
+        self.image = read_elf(config.kernel)
+        self.times = BootTimes()
         self.vcpus: list[VcpuContext] = []
         self.memory: GuestMemory | None = None
         self._stop_lock = threading.Lock()
@@ -144,6 +151,7 @@ class Machine:
         missing = [cap.name for cap in REQUIRED_CAPS if not kvm.check_extension(cap)]
         if missing:
             raise KvmError("KVM_CHECK_EXTENSION", errno.ENOTSUP, f"missing capabilities: {', '.join(missing)}")
+        self.times.create_start = time.monotonic_ns()
         self.vm = kvm.create_vm()
         try:
             self.vm.set_tss_addr(TSS_ADDR)
@@ -153,13 +161,14 @@ class Machine:
 
         self.memory = mem = GuestMemory(cfg.memory)
         self.vm.set_user_memory_region(0, 0, mem.size, mem.host_address)
-        self.elf: LoadedElf = load_elf(cfg.kernel, mem, reserved_end=Layout.RESERVED_END)
+        self.elf: LoadedElf = self.image.load(mem, reserved_end=Layout.RESERVED_END)
 
         supported = kvm.supported_cpuid()
         nx = has_nx(supported)
         high = Pte.PRESENT | Pte.WRITABLE
         self.pt_pool = FramePool(mem, Layout.PAGE_TABLE_POOL, Layout.RESERVED_END)
-        low = _low_page_flags if nx else (lambda gpa: _low_page_flags(gpa) & ~Pte.NO_EXECUTE)
+        nx_mask = ~0 if nx else ~int(Pte.NO_EXECUTE)
+        low = _low_page_flags if nx else (lambda gpa: _low_page_flags(gpa) & nx_mask)
         self.kernel_tables: PageTables = identity_map(mem, self.pt_pool, mem.size, low_flags=low, high_flags=high)
         mem.write(Layout.GDT, boot.gdt_page(Layout.GDT))
 
@@ -222,7 +231,9 @@ class Machine:
         """Run until the guest shuts down, crashes, times out or a signal arrives."""
         from pyvmm.runloop import vcpu_thread_main
 
-        signal.signal(KICK_SIGNAL, _ignore_signal) if threading.current_thread() is threading.main_thread() else None
+        if threading.current_thread() is threading.main_thread():
+            # Python's handler is installed without SA_RESTART, so the kick makes KVM_RUN return EINTR.
+            signal.signal(KICK_SIGNAL, _ignore_signal)
         self.start_vcpu(self.vcpus[0], vcpu_thread_main)
         deadline = None if self.config.timeout is None else time.monotonic() + self.config.timeout
         while not self._done.is_set():

@@ -63,6 +63,8 @@ def run_loop(ctx: VcpuContext) -> str | None:
     out = EXIT_IO_OUT
     dirty = SYNC_X86_REGS
     seen_first = ctx.id != 0
+    if not seen_first:
+        machine.times.first_run = time.monotonic_ns()
     while True:
         if ioctl_int(fd, req, 0) != 0:
             err = get_errno()

@@ -9,9 +9,19 @@ a ctypes call costs about 300 ns here against fcntl's 740 ns.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
-libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+def _load_libc() -> ctypes.CDLL:
+    # Name it directly: ctypes.util.find_library runs ldconfig (about 10 ms).
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library("c"), use_errno=True)
+
+
+libc = _load_libc()
 
 # int ioctl(int fd, unsigned long request, ...): three variants so each call
 # site passes its argument without per-call conversion.
@@ -19,7 +29,8 @@ ioctl_int = libc.ioctl
 ioctl_int.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong)
 ioctl_int.restype = ctypes.c_int
 
-_ioctl_ptr = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).ioctl
+# A second function object: argtypes belong to the object, not the symbol.
+_ioctl_ptr = libc["ioctl"]
 _ioctl_ptr.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)
 _ioctl_ptr.restype = ctypes.c_int
 

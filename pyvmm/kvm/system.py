@@ -85,5 +85,3 @@ class Kvm:
         from pyvmm.kvm.vm import Vm
 
         return Vm(self, self._ioctl(Ioctl.CREATE_VM, 0))
-
-

@@ -167,5 +167,3 @@ class Vcpu:
         ev = s.KvmVcpuEvents()
         self._ioctl_struct(Ioctl.GET_VCPU_EVENTS, ev)
         return ev
-
-

@@ -45,7 +45,9 @@ class Vm:
             os.close(self.fd)
             self.fd = -1
 
-    def set_user_memory_region(self, slot: int, guest_phys_addr: int, size: int, host_addr: int, flags: int = 0) -> None:
+    def set_user_memory_region(
+        self, slot: int, guest_phys_addr: int, size: int, host_addr: int, flags: int = 0
+    ) -> None:
         """Map host memory at *host_addr* into the guest at *guest_phys_addr*.
 
         A *size* of 0 deletes the slot (do that before unmapping host memory).

@@ -43,7 +43,11 @@ CMDLINE_MAX = 4095
 
 
 class Hypercall(enum.IntEnum):
-    """Hypercall numbers (``rax``)."""
+    """Hypercall numbers (``rax``).
+
+    Ranges: 0-31 core, channels, events, time and vCPUs; 32-47 address spaces
+    (pagetable-set); 48-63 reserved. Numbers >= 64 are always ``-ENOSYS``.
+    """
 
     NULL = 0  # () -> 0; the cheapest round trip, for benchmarks
     SHUTDOWN = 1  # (exit_code) -> does not return

@@ -41,12 +41,10 @@ def _struct(cls: type[ctypes.Structure]) -> list[str]:
     lines = [f"struct {_struct_name(cls)} {{"]
     lines += [_field(name, ctype) for name, ctype in cls._fields_]
     lines.append("};")
-    lines.append(f"_Static_assert(sizeof(struct {_struct_name(cls)}) == {ctypes.sizeof(cls)}, \"ABI size\");")
+    lines.append(f'_Static_assert(sizeof(struct {_struct_name(cls)}) == {ctypes.sizeof(cls)}, "ABI size");')
     for name, _ in cls._fields_:
         off = getattr(cls, name).offset
-        lines.append(
-            f"_Static_assert(__builtin_offsetof(struct {_struct_name(cls)}, {name}) == {off}, \"ABI offset\");"
-        )
+        lines.append(f'_Static_assert(__builtin_offsetof(struct {_struct_name(cls)}, {name}) == {off}, "ABI offset");')
     return lines
 
 

@@ -111,9 +111,7 @@ def long_mode_sregs(base: KvmSregs, *, cr3: int, gdt_gpa: int, nx: bool) -> KvmS
     sregs.cs = _segment(KERNEL_CS, code=True)
     data = _segment(KERNEL_DS, code=False)
     sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data
-    sregs.tr = KvmSegment(
-        base=gdt_gpa + TSS_OFFSET, limit=TSS_LIMIT, selector=TSS_SEL, type=0xB, present=1, s=0, g=0
-    )
+    sregs.tr = KvmSegment(base=gdt_gpa + TSS_OFFSET, limit=TSS_LIMIT, selector=TSS_SEL, type=0xB, present=1, s=0, g=0)
     # An LDT is not used: present-but-empty system segment (type 2), valid for VMX.
     sregs.ldt = KvmSegment(base=0, limit=0xFFFF, selector=0, type=0x2, present=1, s=0)
     sregs.gdt.base = gdt_gpa

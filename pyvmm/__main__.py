@@ -1,0 +1,37 @@
+"""Console-script entry point: ``pyvmm`` and ``python -m pyvmm``."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["run"]:
+        from pyvmm.options import parse_run_fast
+
+        opts = parse_run_fast(args[1:])
+        if opts is not None:
+            from pyvmm.runner import run_guest
+
+            sys.exit(run_guest(opts))
+    from pyvmm.cli import app
+
+    try:
+        status = app(args=args, prog_name="pyvmm", standalone_mode=False)
+    except Exception as e:
+        # click's usage errors (bad flag, bad value) carry exit_code 2: print one line, not a panel.
+        if not hasattr(e, "format_message"):
+            raise
+        message = e.format_message()
+        if message:  # empty after "no arguments: here is the help"
+            hint = " (see 'pyvmm --help')" if getattr(e, "exit_code", 1) == 2 else ""
+            print(f"pyvmm: error: {message}{hint}", file=sys.stderr)
+        sys.exit(getattr(e, "exit_code", 2))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(status or 0)
+
+
+if __name__ == "__main__":
+    main()

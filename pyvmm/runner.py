@@ -1,0 +1,69 @@
+"""``pyvmm run``: build a VM from options, run it, report, and pick the exit status.
+
+Exit status: the guest's own code (0-255) when it shuts down; 124 when
+``--timeout`` stops it; 125 when it crashes (a crash report goes to stderr);
+128+N after host signal N (SIGINT, SIGTERM); 2 for a user error (bad option,
+bad ELF, no ``/dev/kvm``), reported as one line on stderr.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+from pyvmm.options import RunOptions
+
+EXIT_USAGE = 2
+EXIT_TIMEOUT = 124
+EXIT_CRASH = 125
+
+
+def fail(message: str) -> int:
+    """Print the one-line user error and return the usage exit status."""
+    print(f"pyvmm: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def run_guest(opts: RunOptions) -> int:
+    from pyvmm.guest import GuestBuildError, bundled_kernel
+    from pyvmm.kvm import KvmError
+    from pyvmm.loader import LoaderError
+    from pyvmm.memory import parse_size
+
+    try:
+        memory = parse_size(opts.memory)
+    except ValueError as e:
+        return fail(f"--memory: {e}")
+    if opts.timeout is not None and not opts.timeout > 0:
+        return fail("--timeout must be a positive number of seconds")
+    try:
+        kernel = Path(opts.guest) if opts.guest else bundled_kernel()
+    except GuestBuildError as e:
+        return fail(str(e))
+
+    from pyvmm.machine import Machine, MachineConfig, MachineError, RunResult, StopReason
+
+    config = MachineConfig(kernel=kernel, memory=memory, cmdline=opts.cmdline, vcpus=opts.vcpus, timeout=opts.timeout)
+    try:
+        machine = Machine(config)
+    except (KvmError, LoaderError, MachineError) as e:
+        return fail(str(e))
+
+    def on_signal(signum, frame):
+        machine.stop(RunResult(StopReason.SIGNAL, exit_code=128 + signum, signal=signum))
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = machine.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        machine.close()
+    if result.reason is StopReason.CRASH and result.crash is not None:
+        print(result.crash.format(), file=sys.stderr)
+    elif result.reason is StopReason.TIMEOUT:
+        print(f"pyvmm: guest stopped after --timeout {opts.timeout:g}s", file=sys.stderr)
+    elif result.reason is StopReason.SIGNAL:
+        print(f"pyvmm: stopped by {signal.Signals(result.signal).name}", file=sys.stderr)
+    return result.exit_code
