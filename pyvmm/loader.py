@@ -6,6 +6,7 @@ Every rejection is a :class:`LoaderError` whose message is one line a user can a
 from __future__ import annotations
 
 import io
+import itertools
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,7 +185,7 @@ def read_elf(path: str | Path) -> ElfImage:
     if not segments:
         raise LoaderError(f"{path}: no loadable segments")
     ordered = sorted(seg for seg, _ in segments)
-    for a, b in zip(ordered, ordered[1:], strict=False):
+    for a, b in itertools.pairwise(ordered):
         if b.gpa < a.end:
             raise LoaderError(f"{path}: segments at {a.gpa:#x} and {b.gpa:#x} overlap")
     if not any(seg.executable and seg.gpa <= entry < seg.gpa + seg.filesz for seg, _ in segments):

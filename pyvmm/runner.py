@@ -8,6 +8,7 @@ bad ELF, no ``/dev/kvm``), reported as one line on stderr.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -44,7 +45,14 @@ def run_guest(opts: RunOptions) -> int:
 
     from pyvmm.machine import Machine, MachineConfig, MachineError, RunResult, StopReason
 
-    config = MachineConfig(kernel=kernel, memory=memory, cmdline=opts.cmdline, vcpus=opts.vcpus, timeout=opts.timeout)
+    config = MachineConfig(
+        kernel=kernel,
+        memory=memory,
+        cmdline=opts.cmdline,
+        vcpus=opts.vcpus,
+        timeout=opts.timeout,
+        kvm_path=os.environ.get("PYVMM_KVM_DEVICE", "/dev/kvm"),
+    )
     try:
         machine = Machine(config)
     except (KvmError, LoaderError, MachineError) as e:
