@@ -7,11 +7,8 @@ by hand; this module only calls the same Makefile with ``BUILD=<cache dir>``.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import subprocess
-import tempfile
+import zlib
 from pathlib import Path
 
 
@@ -29,14 +26,18 @@ def source_dir() -> Path:
 
 
 def _fingerprint(src: Path) -> str:
-    h = hashlib.sha256()
+    """CRC-32 over names and contents: a cache key, not a security boundary (and
+    hashlib's OpenSSL load would cost more than the rest of this check)."""
+    crc = 0
+    total = 0
     for path in sorted(src.rglob("*")):
         rel = path.relative_to(src)
         if rel.parts[0] == "build" or not path.is_file():
             continue
-        h.update(str(rel).encode() + b"\0")
-        h.update(path.read_bytes())
-    return h.hexdigest()[:16]
+        data = path.read_bytes()
+        crc = zlib.crc32(data, zlib.crc32(str(rel).encode() + b"\0", crc))
+        total += len(data)
+    return f"{crc:08x}{total:08x}"
 
 
 def cache_root() -> Path:
@@ -53,6 +54,10 @@ def bundled_kernel(*, quiet: bool = False) -> Path:
     elf = out_dir / "kernel.elf"
     if elf.is_file():
         return elf
+    import shutil
+    import subprocess
+    import tempfile
+
     for tool in ("gcc", "make"):
         if shutil.which(tool) is None:
             raise GuestBuildError(

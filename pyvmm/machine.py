@@ -13,8 +13,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pyvmm.crash import CrashReport
 from pyvmm.devices.console import Console
 from pyvmm.kvm import Cap, Kvm, KvmError, Vcpu
 from pyvmm.loader import LoadedElf, read_elf
@@ -26,6 +26,9 @@ from pyvmm.paravirt.hypercalls import ChannelTable, install_core
 from pyvmm.x86 import boot
 from pyvmm.x86.cpuid import guest_cpuid, has_nx
 from pyvmm.x86.paging import FramePool, PageTables, Pte, identity_map
+
+if TYPE_CHECKING:
+    from pyvmm.crash import CrashReport
 
 MIN_MEMORY = 4 << 20
 MAX_MEMORY = 64 << 30

@@ -12,7 +12,6 @@ import errno
 import time
 from typing import TYPE_CHECKING
 
-from pyvmm.crash import build_report
 from pyvmm.kvm._libc import get_errno, ioctl_int
 from pyvmm.kvm.constants import EXIT_IO_OUT, SYNC_X86_REGS, ExitReason, Ioctl
 from pyvmm.kvm.errors import KvmError
@@ -28,6 +27,7 @@ _EXIT_INTR = int(ExitReason.INTR)
 
 def vcpu_thread_main(ctx: VcpuContext) -> None:
     """Thread body: run the loop, and turn whatever ends it into a machine stop."""
+    from pyvmm.crash import build_report
     from pyvmm.machine import RunResult, StopReason
 
     machine = ctx.machine

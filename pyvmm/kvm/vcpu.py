@@ -11,9 +11,9 @@ from pyvmm.kvm import structs as s
 from pyvmm.kvm._libc import get_errno, ioctl_int, ioctl_ptr
 from pyvmm.kvm.constants import GUESTDBG_ENABLE, GUESTDBG_SINGLESTEP, SYNC_X86_REGS, Ioctl
 from pyvmm.kvm.errors import KvmError
-from pyvmm.kvm.exits import VcpuExit, decode_exit
 
 if TYPE_CHECKING:
+    from pyvmm.kvm.exits import VcpuExit
     from pyvmm.kvm.vm import Vm
 
 
@@ -68,6 +68,8 @@ class Vcpu:
 
     def exit_info(self) -> VcpuExit:
         """The last exit as a typed value."""
+        from pyvmm.kvm.exits import decode_exit  # slow exits only: keep it off the boot path
+
         return decode_exit(self.run, self.run_bytes)
 
     def set_immediate_exit(self, value: bool) -> None:

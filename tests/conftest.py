@@ -1,0 +1,77 @@
+"""Shared fixtures: the real /dev/kvm, the real bundled guest, the real CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+KVM_DEVICE = "/dev/kvm"
+
+
+def _kvm_unavailable() -> str | None:
+    if not os.path.exists(KVM_DEVICE):
+        return f"{KVM_DEVICE} is absent on this machine"
+    if not os.access(KVM_DEVICE, os.R_OK | os.W_OK):
+        return f"no read/write permission on {KVM_DEVICE}"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    reason = _kvm_unavailable()
+    if reason is None:
+        return
+    skip = pytest.mark.skip(reason=f"KVM test skipped: {reason}")
+    for item in items:
+        if "kvm" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_report_header(config):
+    reason = _kvm_unavailable()
+    return f"pyvmm: KVM tests {'SKIPPED: ' + reason if reason else 'run on ' + KVM_DEVICE}"
+
+
+@pytest.fixture(scope="session")
+def guest_kernel() -> Path:
+    """The bundled guest kernel, built (once) with gcc."""
+    from pyvmm.guest import bundled_kernel
+
+    return bundled_kernel()
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def pyvmm(*args: str, timeout: float = 60, env: dict | None = None, input: str | None = None) -> Run:
+    """Run the real ``pyvmm`` CLI in a subprocess."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pyvmm", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        input=input,
+        cwd=ROOT,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_one_line_error(run: Run, *fragments: str) -> None:
+    """A user error: exit 2, exactly one line on stderr, no traceback."""
+    assert run.returncode == 2, run
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith("pyvmm: error: "), run.stderr
+    assert "Traceback" not in run.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
