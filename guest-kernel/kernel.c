@@ -1,6 +1,7 @@
 /* pyvmm bundled guest kernel: prints a banner and its command line through the
  * console channel, runs the test program the command line names, and shuts
  * down with an exit code. No APIC, PIC, PIT or UART: only hypercalls. */
+#include "arch.h"
 #include "lib.h"
 #include "programs.h"
 
@@ -23,6 +24,7 @@ __attribute__((noreturn)) void kmain(const struct pvm_boot_info *bi)
     kprintf("pyvmm guest kernel: ABI %u.%u, %lu MiB, %u vCPU(s)\ncmdline: %s\n", bi->abi_version >> 16,
             bi->abi_version & 0xffff, (unsigned long)(bi->mem_size >> 20), bi->nr_vcpus, (const char *)bi->cmdline);
 
+    arch_init(); /* after the banner: its cost does not delay the first hypercall */
     int code = 0;
     if (cmdline_get("test", arg, sizeof arg) >= 0) {
         const struct program *p = find_program(arg);

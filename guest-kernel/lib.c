@@ -79,8 +79,12 @@ int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
             put(&s, *fmt);
             continue;
         }
-        int is_long = 0;
+        int is_long = 0, alt = 0;
         fmt++;
+        if (*fmt == '#') {
+            alt = 1;
+            fmt++;
+        }
         while (*fmt == 'l') {
             is_long = 1;
             fmt++;
@@ -106,6 +110,10 @@ int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
             put_num(&s, is_long ? va_arg(ap, unsigned long) : va_arg(ap, unsigned), 10, 0);
             break;
         case 'x':
+            if (alt) {
+                put(&s, '0');
+                put(&s, 'x');
+            }
             put_num(&s, is_long ? va_arg(ap, unsigned long) : va_arg(ap, unsigned), 16, 0);
             break;
         case 'p':

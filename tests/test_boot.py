@@ -69,3 +69,11 @@ def test_info_lists_capabilities():
     assert "KVM API version: 12" in run.stdout
     for cap in ("SYNC_REGS", "IMMEDIATE_EXIT", "IOEVENTFD", "USER_MEMORY"):
         assert cap in run.stdout
+
+
+def test_guest_kernel_traps_reach_its_own_handlers():
+    """The kernel's own GDT/TSS/IDT: #UD is handled and resumed; a NULL read is reported by the guest."""
+    run = pyvmm("run", "--cmdline", "test=trap")
+    assert "trap: #UD handled 1 time(s)" in run.stdout
+    assert "unhandled trap 14 error=0x0 rip=0x" in run.stdout and "cr2=0x0" in run.stdout
+    assert run.returncode == 126, run

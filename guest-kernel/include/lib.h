@@ -14,7 +14,7 @@ int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
 int strncmp(const char *a, const char *b, size_t n);
 
-/* printf subset: %s %c %d %u %x %ld %lu %lx %p %%; one send per call. */
+/* printf subset: %s %c %d %u %x %#x %ld %lu %lx %#lx %p %%; one send per call. */
 int kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int ksnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
