@@ -7,6 +7,7 @@ Data flows one way: KVM exit -> run loop (:mod:`pyvmm.runloop`) -> dispatcher
 from __future__ import annotations
 
 import enum
+from collections import deque
 import errno
 import signal
 import threading
@@ -91,8 +92,8 @@ class VcpuContext:
     vcpu: Vcpu
     machine: Machine
     thread: threading.Thread | None = None
-    exits: int = 0
-    extra: dict = field(default_factory=dict)
+    #: Work to run on this vCPU's own thread before its next KVM_RUN (see Machine.run_on_vcpu).
+    pending: deque = field(default_factory=deque)
 
 
 def _check_config(cfg: MachineConfig) -> None:
@@ -263,6 +264,15 @@ class Machine:
         for ctx in self.vcpus:
             self.kick(ctx)
         self._done.set()
+
+    def run_on_vcpu(self, ctx: VcpuContext, work) -> None:
+        """Run ``work(ctx)`` on *ctx*'s own thread before it next enters the guest.
+
+        For state only the vCPU's thread may touch (its registers, its TLB):
+        the vCPU is kicked out of ``KVM_RUN``, runs the work, and re-enters.
+        """
+        ctx.pending.append(work)
+        self.kick(ctx)
 
     def kick(self, ctx: VcpuContext) -> None:
         """Make *ctx*'s ``KVM_RUN`` return ``EINTR`` soon (immediate_exit + signal)."""

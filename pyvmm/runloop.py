@@ -62,6 +62,7 @@ def run_loop(ctx: VcpuContext) -> str | None:
     port = HYPERCALL_PORT
     out = EXIT_IO_OUT
     dirty = SYNC_X86_REGS
+    pending = ctx.pending
     seen_first = ctx.id != 0
     if not seen_first:
         machine.times.first_run = time.monotonic_ns()
@@ -70,9 +71,11 @@ def run_loop(ctx: VcpuContext) -> str | None:
             err = get_errno()
             if err != errno.EINTR and err != errno.EAGAIN:
                 raise KvmError("KVM_RUN", err)
-            run.immediate_exit = 0
+            run.immediate_exit = 0  # before draining: a later kick re-arms it
             if machine.stopping:
                 return None
+            while pending:
+                pending.popleft()(ctx)
             continue
         if run.exit_reason == _EXIT_IO and io.port == port and io.direction == out and io.size == 4:
             if not seen_first:

@@ -51,6 +51,13 @@
 
 /* Feature bits in pvm_boot_info.features */
 #define PVM_FEAT_CONSOLE 0x1
+#define PVM_FEAT_EVENTS 0x2
+#define PVM_FEAT_TIMER 0x4
+#define PVM_FEAT_SMP 0x8
+#define PVM_FEAT_MULTICALL 0x10
+#define PVM_FEAT_BLOCK_DEVICE 0x20
+#define PVM_FEAT_INTER_VM 0x40
+#define PVM_FEAT_ADDRESS_SPACES 0x80
 
 /* Channel kinds */
 #define PVM_CHANNEL_CONSOLE 0x1

@@ -82,6 +82,13 @@ class Feature(enum.IntFlag):
     """Bits in ``pvm_boot_info.features``: what this VMM offers."""
 
     CONSOLE = 1 << 0
+    EVENTS = 1 << 1  # event channels, notify, block, upcall vector
+    TIMER = 1 << 2  # one-shot timer and clocks
+    SMP = 1 << 3  # vcpu_up
+    MULTICALL = 1 << 4
+    BLOCK_DEVICE = 1 << 5  # block channels (--disk)
+    INTER_VM = 1 << 6  # stream channels to another VM (--channel)
+    ADDRESS_SPACES = 1 << 7  # pagetable-set calls and page-fault forwarding
 
 
 class ChannelKind(enum.IntEnum):
