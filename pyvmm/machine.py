@@ -7,11 +7,11 @@ Data flows one way: KVM exit -> run loop (:mod:`pyvmm.runloop`) -> dispatcher
 from __future__ import annotations
 
 import enum
-from collections import deque
 import errno
 import signal
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
