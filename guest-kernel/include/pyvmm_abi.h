@@ -28,6 +28,17 @@
 #define PVM_HC_SHUTDOWN 0x1
 #define PVM_HC_SEND 0x2
 #define PVM_HC_RECV 0x3
+#define PVM_HC_NOTIFY 0x4
+#define PVM_HC_BLOCK 0x5
+#define PVM_HC_YIELD 0x6
+#define PVM_HC_TIMER_SET 0x7
+#define PVM_HC_CLOCK_GET 0x8
+#define PVM_HC_VCPU_UP 0x9
+#define PVM_HC_MULTICALL 0xa
+#define PVM_HC_EVENT_BIND 0xb
+#define PVM_HC_EVENT_CLOSE 0xc
+#define PVM_HC_CHANNEL_FLUSH 0xd
+#define PVM_HC_CHANNEL_INFO 0xe
 
 /* Error numbers: a failing hypercall returns -PVM_E* */
 #define PVM_EPERM 1
@@ -61,6 +72,8 @@
 
 /* Channel kinds */
 #define PVM_CHANNEL_CONSOLE 0x1
+#define PVM_CHANNEL_BLOCK 0x2
+#define PVM_CHANNEL_STREAM 0x3
 
 #ifndef __ASSEMBLER__
 #include <stdint.h>

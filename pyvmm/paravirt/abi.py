@@ -53,6 +53,17 @@ class Hypercall(enum.IntEnum):
     SHUTDOWN = 1  # (exit_code) -> does not return
     SEND = 2  # (handle, buf_gpa, len, offset) -> bytes sent
     RECV = 3  # (handle, buf_gpa, len, offset) -> bytes received
+    NOTIFY = 4  # (port) -> 0
+    BLOCK = 5  # (deadline_ns) -> 0 on event, -ETIME at the deadline
+    YIELD = 6  # () -> 0
+    TIMER_SET = 7  # (deadline_ns) -> 0; -ETIME if already past
+    CLOCK_GET = 8  # (clock) -> ns
+    VCPU_UP = 9  # (vcpu, entry, stack, arg) -> 0
+    MULTICALL = 10  # (entries_gpa, count) -> entries run
+    EVENT_BIND = 11  # (kind, target, arg) -> port
+    EVENT_CLOSE = 12  # (port) -> 0
+    CHANNEL_FLUSH = 13  # (handle) -> 0 once written data is durable
+    CHANNEL_INFO = 14  # (handle, info_gpa) -> 0, fills struct pvm_channel_stat
 
 
 class Errno(enum.IntEnum):
@@ -92,7 +103,9 @@ class Feature(enum.IntFlag):
 
 
 class ChannelKind(enum.IntEnum):
-    CONSOLE = 1
+    CONSOLE = 1  # host stdout (send) / stdin (recv)
+    BLOCK = 2  # a host file: send = pwrite, recv = pread at offset; flush = fsync
+    STREAM = 3  # a byte stream to another VM over a Unix socket
 
 
 #: Handle of the console channel (host stdout/stdin), like fd 1.
