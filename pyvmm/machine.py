@@ -17,13 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyvmm.devices.console import Console
+from pyvmm.devices.timer import TimerService
 from pyvmm.kvm import Cap, Kvm, KvmError, Vcpu
 from pyvmm.loader import LoadedElf, read_elf
 from pyvmm.memory import GuestMemory
 from pyvmm.paravirt import abi
 from pyvmm.paravirt.abi import Layout
 from pyvmm.paravirt.dispatcher import Dispatcher
+from pyvmm.paravirt.events import EventChannels, install_events
 from pyvmm.paravirt.hypercalls import ChannelTable, install_core
+from pyvmm.paravirt.multicall import install_multicall
+from pyvmm.paravirt.sched import install_sched
 from pyvmm.x86 import boot
 from pyvmm.x86.cpuid import guest_cpuid, has_nx
 from pyvmm.x86.paging import FramePool, PageTables, Pte, identity_map
@@ -36,6 +40,7 @@ MAX_MEMORY = 64 << 30
 MAX_VCPUS = 64
 # Three pages KVM may use for real-mode emulation on Intel; outside guest RAM.
 TSS_ADDR = 0xFFFB_D000
+MSR_IA32_TSC = 0x10
 KICK_SIGNAL = signal.SIGRTMIN
 
 REQUIRED_CAPS = (Cap.USER_MEMORY, Cap.SYNC_REGS, Cap.IMMEDIATE_EXIT)
@@ -94,6 +99,13 @@ class VcpuContext:
     thread: threading.Thread | None = None
     #: Work to run on this vCPU's own thread before its next KVM_RUN (see Machine.run_on_vcpu).
     pending: deque = field(default_factory=deque)
+    #: Guards the fields below; BLOCK/HLT sleep on it. Re-entrant: a vCPU may raise its own timer.
+    cond: threading.Condition = field(default_factory=lambda: threading.Condition(threading.RLock()))
+    started: bool = False
+    blocked: bool = False  # sleeping in BLOCK/HLT: wake with cond.notify, not a signal
+    want_upcall: bool = False  # inject UPCALL_VECTOR before the next entry (see EventChannels.deliver)
+    timer_deadline: int | None = None  # monotonic ns of the armed one-shot timer
+    start_regs: tuple[int, int, int] | None = None  # (entry, stack, arg) for a vCPU_UP'd vCPU
 
 
 def _check_config(cfg: MachineConfig) -> None:
@@ -180,8 +192,13 @@ class Machine:
         self.console = Console(cfg.console_fd)
         self.channels.add(self.console)  # handle 0 == abi.CONSOLE_HANDLE
 
+        self.events = EventChannels(self)
+        self.timers = TimerService(self.fire_timer)
         self.dispatcher = Dispatcher()
         install_core(self.dispatcher, self)
+        install_events(self.dispatcher, self.events)
+        install_sched(self.dispatcher, self)
+        install_multicall(self.dispatcher, self)
 
         mmap_size = kvm.vcpu_mmap_size()
         for i in range(cfg.vcpus):
@@ -196,7 +213,7 @@ class Machine:
             vcpu.enable_sync_regs()
         boot_cpu = self.vcpus[0].vcpu
         self.tsc_khz = self._tsc_khz(boot_cpu)
-        self._write_boot_info()
+        self._write_boot_info(boot_cpu)
         boot_cpu.set_regs(boot.boot_regs(entry=self.elf.entry, stack=mem.size, arg=Layout.BOOT_INFO))
 
     @staticmethod
@@ -206,13 +223,15 @@ class Machine:
         except KvmError:
             return 0
 
-    def _write_boot_info(self) -> None:
+    def _write_boot_info(self, boot_cpu: Vcpu) -> None:
         cmdline = self.config.cmdline.encode()
         self.memory.write(Layout.CMDLINE, cmdline + b"\0")
         info = abi.BootInfo(
             magic=abi.BOOT_INFO_MAGIC,
             abi_version=abi.ABI_VERSION,
-            features=int(abi.Feature.CONSOLE),
+            features=int(
+                abi.Feature.CONSOLE | abi.Feature.EVENTS | abi.Feature.TIMER | abi.Feature.SMP | abi.Feature.MULTICALL
+            ),
             mem_size=self.memory.size,
             cmdline=Layout.CMDLINE,
             cmdline_len=len(cmdline),
@@ -221,7 +240,13 @@ class Machine:
             shared_page=Layout.SHARED_PAGE,
             reserved_end=Layout.RESERVED_END,
             hypercall_port=abi.HYPERCALL_PORT,
+            upcall_vector=abi.UPCALL_VECTOR,
+            nr_ports=abi.NR_PORTS,
         )
+        # A (guest TSC, monotonic ns) pair lets the guest read the time without a hypercall.
+        tsc = boot_cpu.get_msrs([MSR_IA32_TSC]).get(MSR_IA32_TSC, 0)
+        info.tsc_at_boot = tsc
+        info.monotonic_at_boot = time.monotonic_ns()
         for handle, device in enumerate(self.channels.channels):
             entry = info.channels[handle]
             entry.handle = handle
@@ -238,7 +263,9 @@ class Machine:
         if threading.current_thread() is threading.main_thread():
             # Python's handler is installed without SA_RESTART, so the kick makes KVM_RUN return EINTR.
             signal.signal(KICK_SIGNAL, _ignore_signal)
-        self.start_vcpu(self.vcpus[0], vcpu_thread_main)
+        boot = self.vcpus[0]
+        boot.started = True
+        self.start_vcpu(boot, vcpu_thread_main)
         deadline = None if self.config.timeout is None else time.monotonic() + self.config.timeout
         while not self._done.is_set():
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -250,6 +277,18 @@ class Machine:
             if ctx.thread is not None:
                 ctx.thread.join()
         return self.result
+
+    def bring_up(self, ctx: VcpuContext, *, entry: int, stack: int, arg: int) -> bool:
+        """Start a parked vCPU at *entry* (``VCPU_UP``); False if it already runs."""
+        from pyvmm.runloop import vcpu_thread_main
+
+        with ctx.cond:
+            if ctx.started or self.stopping:
+                return False
+            ctx.started = True
+            ctx.start_regs = (entry, stack, arg)
+        self.start_vcpu(ctx, vcpu_thread_main)
+        return True
 
     def start_vcpu(self, ctx: VcpuContext, target) -> None:
         ctx.thread = threading.Thread(target=target, args=(ctx,), name=f"vcpu{ctx.id}", daemon=True)
@@ -263,7 +302,43 @@ class Machine:
             self.stopping = True
         for ctx in self.vcpus:
             self.kick(ctx)
+            with ctx.cond:
+                ctx.cond.notify()
         self._done.set()
+
+    # -- events and timers ---------------------------------------------------------
+    def wake_vcpu(self, ctx: VcpuContext) -> None:
+        """Make *ctx* take its pending upcall soon: wake it if blocked, kick it if running."""
+        with ctx.cond:
+            ctx.want_upcall = True
+            if ctx.blocked:
+                ctx.cond.notify()
+                return
+            if not ctx.started:
+                return  # delivered when it comes up
+        if ctx.thread is not None and ctx.thread.ident != threading.get_ident():
+            self.kick(ctx)  # in (or entering) KVM_RUN; its own thread checks before re-entry
+
+    def arm_timer(self, ctx: VcpuContext, deadline_ns: int) -> None:
+        with ctx.cond:
+            ctx.timer_deadline = deadline_ns
+            if ctx.blocked:
+                ctx.cond.notify()  # re-compute its wait timeout
+        self.timers.arm(ctx, deadline_ns)
+
+    def cancel_timer(self, ctx: VcpuContext) -> None:
+        with ctx.cond:
+            ctx.timer_deadline = None
+        self.timers.cancel(ctx)
+
+    def fire_timer(self, ctx: VcpuContext) -> None:
+        """Raise *ctx*'s timer VIRQ if its deadline has passed (exactly once per arming)."""
+        with ctx.cond:
+            deadline = ctx.timer_deadline
+            if deadline is None or deadline > time.monotonic_ns():
+                return
+            ctx.timer_deadline = None
+        self.events.raise_virq(ctx.id, abi.Virq.TIMER)
 
     def run_on_vcpu(self, ctx: VcpuContext, work) -> None:
         """Run ``work(ctx)`` on *ctx*'s own thread before it next enters the guest.
@@ -289,6 +364,12 @@ class Machine:
 
     def close(self) -> None:
         """Release vCPUs, the memslot, guest memory and the KVM fds."""
+        timers = getattr(self, "timers", None)
+        if timers is not None:
+            timers.stop()
+        events = getattr(self, "events", None)
+        if events is not None and events.shared is not None:
+            events.close()
         for ctx in self.vcpus:
             ctx.vcpu.close()
         self.vcpus.clear()

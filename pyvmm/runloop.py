@@ -17,12 +17,16 @@ from pyvmm.kvm.constants import EXIT_IO_OUT, SYNC_X86_REGS, ExitReason, Ioctl
 from pyvmm.kvm.errors import KvmError
 from pyvmm.paravirt.abi import HYPERCALL_PORT
 from pyvmm.paravirt.dispatcher import GuestExit
+from pyvmm.paravirt.sched import wait_for_event
+from pyvmm.x86.boot import RFLAGS_IF, boot_regs
 
 if TYPE_CHECKING:
     from pyvmm.machine import VcpuContext
 
 _EXIT_IO = int(ExitReason.IO)
 _EXIT_INTR = int(ExitReason.INTR)
+_EXIT_HLT = int(ExitReason.HLT)
+_EXIT_IRQ_WINDOW = int(ExitReason.IRQ_WINDOW_OPEN)
 
 
 def vcpu_thread_main(ctx: VcpuContext) -> None:
@@ -32,6 +36,9 @@ def vcpu_thread_main(ctx: VcpuContext) -> None:
 
     machine = ctx.machine
     try:
+        if ctx.start_regs is not None:  # a secondary brought up by VCPU_UP
+            entry, stack, arg = ctx.start_regs
+            ctx.vcpu.set_regs(boot_regs(entry=entry, stack=stack, arg=arg))
         reason = run_loop(ctx)
         if reason is not None:
             report = build_report(ctx.vcpu, ctx.id, reason, machine.memory)
@@ -59,6 +66,7 @@ def run_loop(ctx: VcpuContext) -> str | None:
     fd = vcpu.fd
     req = int(Ioctl.RUN)
     dispatch = machine.dispatcher.dispatch
+    deliver = machine.events.deliver
     port = HYPERCALL_PORT
     out = EXIT_IO_OUT
     dirty = SYNC_X86_REGS
@@ -76,6 +84,8 @@ def run_loop(ctx: VcpuContext) -> str | None:
                 return None
             while pending:
                 pending.popleft()(ctx)
+            if ctx.want_upcall:
+                deliver(ctx)
             continue
         if run.exit_reason == _EXIT_IO and io.port == port and io.direction == out and io.size == 4:
             if not seen_first:
@@ -83,20 +93,28 @@ def run_loop(ctx: VcpuContext) -> str | None:
                 seen_first = True
             regs.rax = dispatch(ctx, regs.rax, regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8)
             run.kvm_dirty_regs = dirty
+            if ctx.want_upcall:
+                deliver(ctx)
             continue
         reason = handle_slow_exit(ctx)
         if reason is not None:
             return reason
         if machine.stopping:
             return None
+        if ctx.want_upcall:
+            deliver(ctx)
 
 
 def handle_slow_exit(ctx: VcpuContext) -> str | None:
     """Handle a non-hypercall exit; returns a crash reason, or None to keep running."""
-    info = ctx.vcpu.exit_info()
-    reason = info.reason
-    if reason == _EXIT_INTR:
+    reason = ctx.vcpu.run.exit_reason
+    if reason == _EXIT_INTR or reason == _EXIT_IRQ_WINDOW:
+        ctx.vcpu.run.request_interrupt_window = 0
+        ctx.want_upcall = True  # the window is open: the caller injects now
         return None
+    if reason == _EXIT_HLT:
+        return halt(ctx)
+    info = ctx.vcpu.exit_info()
     if reason == ExitReason.IO:
         if info.port == HYPERCALL_PORT:
             return f"bad hypercall access ({info.describe()}): hypercalls are 'outl %eax, ${HYPERCALL_PORT:#x}'"
@@ -105,6 +123,22 @@ def handle_slow_exit(ctx: VcpuContext) -> str | None:
         return f"access outside guest RAM: {info.describe()}"
     if reason == ExitReason.SHUTDOWN:
         return "triple fault (KVM_EXIT_SHUTDOWN)"
-    if reason == ExitReason.HLT:
-        return "HLT with nothing to wake the vCPU"
     return f"unhandled exit: {info.describe()}"
+
+
+def halt(ctx: VcpuContext) -> str | None:
+    """HLT waits for an event, like a CPU for an interrupt.
+
+    A vCPU that halts with interrupts off while nothing else can ever raise an
+    event for it (no other vCPU up, no timer armed, no channel bound) would
+    sleep forever: that is reported as a crash instead.
+    """
+    machine = ctx.machine
+    interrupts_on = bool(ctx.vcpu.sync_regs.rflags & RFLAGS_IF)
+    others = any(c.started for c in machine.vcpus if c is not ctx)
+    bound = any(p is not None and p.kind != 1 for p in machine.events.ports)  # VIRQ or CHANNEL ports
+    if not interrupts_on and not others and ctx.timer_deadline is None and not bound:
+        if not machine.events.has_upcall_pending(ctx.id):
+            return "HLT with interrupts disabled and nothing to wake the vCPU"
+    wait_for_event(machine, ctx, 0)
+    return None

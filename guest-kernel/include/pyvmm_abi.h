@@ -75,6 +75,19 @@
 #define PVM_CHANNEL_BLOCK 0x2
 #define PVM_CHANNEL_STREAM 0x3
 
+/* Events */
+#define PVM_EVENT_IPI 0x1
+#define PVM_EVENT_VIRQ 0x2
+#define PVM_EVENT_CHANNEL 0x3
+#define PVM_VIRQ_TIMER 0x0
+#define PVM_CLOCK_MONOTONIC 0x0
+#define PVM_CLOCK_REALTIME 0x1
+#define PVM_UPCALL_VECTOR 32
+#define PVM_NR_PORTS 512
+#define PVM_PORTS_PER_GROUP 64
+#define PVM_MAX_VCPUS 64
+#define PVM_MULTICALL_MAX 1024
+
 #ifndef __ASSEMBLER__
 #include <stdint.h>
 
@@ -102,8 +115,12 @@ struct pvm_boot_info {
     uint32_t hypercall_port;
     uint32_t nr_channels;
     struct pvm_channel_info channels[16];
+    uint64_t tsc_at_boot;
+    uint64_t monotonic_at_boot;
+    uint32_t upcall_vector;
+    uint32_t nr_ports;
 };
-_Static_assert(sizeof(struct pvm_boot_info) == 584, "ABI size");
+_Static_assert(sizeof(struct pvm_boot_info) == 608, "ABI size");
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, magic) == 0, "ABI offset");
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, abi_version) == 8, "ABI offset");
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, features) == 12, "ABI offset");
@@ -117,6 +134,42 @@ _Static_assert(__builtin_offsetof(struct pvm_boot_info, reserved_end) == 56, "AB
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, hypercall_port) == 64, "ABI offset");
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, nr_channels) == 68, "ABI offset");
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, channels) == 72, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, tsc_at_boot) == 584, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, monotonic_at_boot) == 592, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, upcall_vector) == 600, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, nr_ports) == 604, "ABI offset");
+
+struct pvm_vcpu_event_info {
+    uint8_t upcall_pending;
+    uint8_t upcall_mask;
+    uint8_t pad[6];
+    uint8_t pending_sel[8];
+};
+_Static_assert(sizeof(struct pvm_vcpu_event_info) == 16, "ABI size");
+_Static_assert(__builtin_offsetof(struct pvm_vcpu_event_info, upcall_pending) == 0, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_vcpu_event_info, upcall_mask) == 1, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_vcpu_event_info, pad) == 2, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_vcpu_event_info, pending_sel) == 8, "ABI offset");
+
+struct pvm_shared_info {
+    uint8_t evtchn_pending[512];
+    uint8_t evtchn_mask[512];
+    struct pvm_vcpu_event_info vcpu[64];
+};
+_Static_assert(sizeof(struct pvm_shared_info) == 2048, "ABI size");
+_Static_assert(__builtin_offsetof(struct pvm_shared_info, evtchn_pending) == 0, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_shared_info, evtchn_mask) == 512, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_shared_info, vcpu) == 1024, "ABI offset");
+
+struct pvm_multicall_entry {
+    uint64_t nr;
+    uint64_t args[5];
+    uint64_t result;
+};
+_Static_assert(sizeof(struct pvm_multicall_entry) == 56, "ABI size");
+_Static_assert(__builtin_offsetof(struct pvm_multicall_entry, nr) == 0, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_multicall_entry, args) == 8, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_multicall_entry, result) == 48, "ABI offset");
 #endif /* __ASSEMBLER__ */
 
 #endif /* PYVMM_ABI_H */

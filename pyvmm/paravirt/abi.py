@@ -108,6 +108,67 @@ class ChannelKind(enum.IntEnum):
     STREAM = 3  # a byte stream to another VM over a Unix socket
 
 
+class EventKind(enum.IntEnum):
+    """What an event port is bound to (``EVENT_BIND`` kind)."""
+
+    IPI = 1  # target = vCPU: NOTIFY(port) raises it on that vCPU
+    VIRQ = 2  # target = Virq number, arg = vCPU to deliver to
+    CHANNEL = 3  # target = channel handle, arg = vCPU: raised when readiness changes
+
+
+class Virq(enum.IntEnum):
+    """Virtual interrupt sources a VIRQ port can be bound to."""
+
+    TIMER = 0  # the vCPU's one-shot timer (TIMER_SET) expired
+
+
+class Clock(enum.IntEnum):
+    """``CLOCK_GET`` clock ids."""
+
+    MONOTONIC = 0  # host CLOCK_MONOTONIC, ns; the clock TIMER_SET and BLOCK deadlines use
+    REALTIME = 1  # wall clock, ns since the Unix epoch
+
+
+#: The one interrupt vector pyvmm injects: "some event is pending on this vCPU".
+UPCALL_VECTOR = 32
+NR_PORTS = 512
+PORTS_PER_GROUP = 64
+MAX_VCPUS = 64
+MULTICALL_MAX = 1024
+
+
+class VcpuEventInfo(ctypes.Structure):
+    """Per-vCPU part of the shared page. Bytes, so each side updates them atomically
+    with plain stores (VMM) and ``xchg`` (guest): no read-modify-write is shared."""
+
+    _fields_ = [
+        ("upcall_pending", ctypes.c_uint8),  # VMM sets 1; guest xchg's to 0 in its upcall handler
+        ("upcall_mask", ctypes.c_uint8),  # guest sets 1 to hold upcalls; BLOCK clears it
+        ("pad", ctypes.c_uint8 * 6),
+        ("pending_sel", ctypes.c_uint8 * (NR_PORTS // PORTS_PER_GROUP)),  # one byte per 64-port group
+    ]
+
+
+class SharedInfo(ctypes.Structure):
+    """``struct pvm_shared_info`` at ``Layout.SHARED_PAGE`` (guest-writable)."""
+
+    _fields_ = [
+        ("evtchn_pending", ctypes.c_uint8 * NR_PORTS),  # VMM sets 1; guest xchg's to 0 to consume
+        ("evtchn_mask", ctypes.c_uint8 * NR_PORTS),  # guest-owned; 1 = do not upcall for this port
+        ("vcpu", VcpuEventInfo * MAX_VCPUS),
+    ]
+
+
+class MulticallEntry(ctypes.Structure):
+    """One entry of a ``MULTICALL`` batch; ``result`` is written back."""
+
+    _fields_ = [
+        ("nr", c_uint64),
+        ("args", c_uint64 * 5),
+        ("result", c_uint64),
+    ]
+
+
 #: Handle of the console channel (host stdout/stdin), like fd 1.
 CONSOLE_HANDLE = 0
 MAX_CHANNELS = 16
@@ -141,11 +202,16 @@ class BootInfo(ctypes.Structure):
         ("hypercall_port", c_uint32),
         ("nr_channels", c_uint32),
         ("channels", ChannelInfo * MAX_CHANNELS),
+        # -- appended fields (each new one goes at the end) --
+        ("tsc_at_boot", c_uint64),  # guest TSC when...
+        ("monotonic_at_boot", c_uint64),  # ...the monotonic clock read this (ns): now = this + dTSC/tsc_khz
+        ("upcall_vector", c_uint32),
+        ("nr_ports", c_uint32),
     ]
 
 
 #: Structures mirrored into the C header, in dependency order.
-C_STRUCTS = (ChannelInfo, BootInfo)
+C_STRUCTS = (ChannelInfo, BootInfo, VcpuEventInfo, SharedInfo, MulticallEntry)
 
 
 def errno_result(err: Errno | int) -> int:

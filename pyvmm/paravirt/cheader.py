@@ -84,6 +84,16 @@ def render() -> str:
         "",
         "/* Channel kinds */",
         *_enum("PVM_CHANNEL_", abi.ChannelKind),
+        "",
+        "/* Events */",
+        *_enum("PVM_EVENT_", abi.EventKind),
+        *_enum("PVM_VIRQ_", abi.Virq),
+        *_enum("PVM_CLOCK_", abi.Clock),
+        f"#define PVM_UPCALL_VECTOR {abi.UPCALL_VECTOR}",
+        f"#define PVM_NR_PORTS {abi.NR_PORTS}",
+        f"#define PVM_PORTS_PER_GROUP {abi.PORTS_PER_GROUP}",
+        f"#define PVM_MAX_VCPUS {abi.MAX_VCPUS}",
+        f"#define PVM_MULTICALL_MAX {abi.MULTICALL_MAX}",
     ]
     out += ["", "#ifndef __ASSEMBLER__", "#include <stdint.h>"]
     for cls in abi.C_STRUCTS:

@@ -28,6 +28,7 @@ EFER_LME = 1 << 8
 EFER_LMA = 1 << 10
 EFER_NXE = 1 << 11
 RFLAGS_RESERVED = 1 << 1
+RFLAGS_IF = 1 << 9
 
 # GDT selectors. The order suits SYSCALL/SYSRET: STAR[47:32] = KERNEL_CS
 # (SS = +8), STAR[63:48] = USER32_CS (SYSRET: SS = +8, CS = +16).
