@@ -58,6 +58,14 @@ void trap_set_handler(unsigned vector, trap_handler_t handler)
 
 void arch_set_kernel_stack(uint64_t rsp0) { tss.rsp[0] = rsp0; }
 
+void arch_init_secondary(void)
+{
+    /* The GDT and IDT are shared; the TSS is the boot CPU's (marked busy), so
+     * secondaries keep the VMM's boot TR: they run kernel code only. */
+    struct dtr g = {sizeof gdt - 1, (uint64_t)gdt}, i = {sizeof idt - 1, (uint64_t)idt};
+    __asm__ volatile("lgdt %0\n\tlidt %1" : : "m"(g), "m"(i) : "memory");
+}
+
 void arch_init(void)
 {
     if (initialised)

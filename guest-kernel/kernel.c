@@ -2,6 +2,7 @@
  * console channel, runs the test program the command line names, and shuts
  * down with an exit code. No APIC, PIC, PIT or UART: only hypercalls. */
 #include "arch.h"
+#include "events.h"
 #include "lib.h"
 #include "programs.h"
 
@@ -25,6 +26,7 @@ __attribute__((noreturn)) void kmain(const struct pvm_boot_info *bi)
             bi->abi_version & 0xffff, (unsigned long)(bi->mem_size >> 20), bi->nr_vcpus, (const char *)bi->cmdline);
 
     arch_init(); /* after the banner: its cost does not delay the first hypercall */
+    events_init_cpu(0);
     int code = 0;
     if (cmdline_get("test", arg, sizeof arg) >= 0) {
         const struct program *p = find_program(arg);

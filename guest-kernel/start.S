@@ -18,3 +18,12 @@ _start:
 boot_stack:
     .skip 16384
 boot_stack_top:
+
+/* Secondary vCPUs (VCPU_UP): rsp = their stack, rdi = their cpu number. */
+    .text
+    .global secondary_entry
+secondary_entry:
+    xor %ebp, %ebp
+    call secondary_main
+2:  hlt
+    jmp 2b

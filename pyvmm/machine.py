@@ -42,6 +42,7 @@ MAX_VCPUS = 64
 TSS_ADDR = 0xFFFB_D000
 MSR_IA32_TSC = 0x10
 KICK_SIGNAL = signal.SIGRTMIN
+_POLL_S = 0.05  # how often run() looks at request_stop()
 
 REQUIRED_CAPS = (Cap.USER_MEMORY, Cap.SYNC_REGS, Cap.IMMEDIATE_EXIT)
 
@@ -89,7 +90,7 @@ class BootTimes:
         return self.first_hypercall - self.create_start if self.first_hypercall else 0
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: contexts are dict keys (timers)
 class VcpuContext:
     """Per-vCPU state the run loop and handlers share."""
 
@@ -151,6 +152,7 @@ class Machine:
         self._stop_lock = threading.Lock()
         self._done = threading.Event()
         self.result: RunResult | None = None
+        self._requested: RunResult | None = None
         self.stopping = False
         self.kvm = Kvm(config.kvm_path)
         try:
@@ -268,11 +270,16 @@ class Machine:
         self.start_vcpu(boot, vcpu_thread_main)
         deadline = None if self.config.timeout is None else time.monotonic() + self.config.timeout
         while not self._done.is_set():
+            requested = self._requested
+            if requested is not None:
+                self.stop(requested)
+                break
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 self.stop(RunResult(StopReason.TIMEOUT, exit_code=124))
                 break
-            self._done.wait(remaining)
+            # Wake regularly to act on request_stop(): a signal handler must not take locks.
+            self._done.wait(_POLL_S if remaining is None else min(remaining, _POLL_S))
         for ctx in self.vcpus:
             if ctx.thread is not None:
                 ctx.thread.join()
@@ -293,6 +300,10 @@ class Machine:
     def start_vcpu(self, ctx: VcpuContext, target) -> None:
         ctx.thread = threading.Thread(target=target, args=(ctx,), name=f"vcpu{ctx.id}", daemon=True)
         ctx.thread.start()
+
+    def request_stop(self, result: RunResult) -> None:
+        """Ask :meth:`run` to stop the VM; safe from a signal handler (takes no lock)."""
+        self._requested = result
 
     def stop(self, result: RunResult) -> None:
         """Record *result* (the first one wins) and stop every vCPU."""

@@ -59,7 +59,7 @@ def run_guest(opts: RunOptions) -> int:
         return fail(str(e))
 
     def on_signal(signum, frame):
-        machine.stop(RunResult(StopReason.SIGNAL, exit_code=128 + signum, signal=signum))
+        machine.request_stop(RunResult(StopReason.SIGNAL, exit_code=128 + signum, signal=signum))
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -27,6 +27,8 @@ typedef void (*trap_handler_t)(struct trap_frame *tf);
 
 /* Load the kernel's GDT, TSS and IDT. Idempotent; called by kmain. */
 void arch_init(void);
+/* On a secondary vCPU: load the shared GDT and IDT. */
+void arch_init_secondary(void);
 /* Route `vector` to `handler` (NULL restores the default: report and shut down). */
 void trap_set_handler(unsigned vector, trap_handler_t handler);
 /* Kernel stack used when a CPL3 task traps (TSS.RSP0). */
