@@ -28,6 +28,7 @@ from pyvmm.paravirt.events import EventChannels, install_events
 from pyvmm.paravirt.hypercalls import ChannelTable, install_core
 from pyvmm.paravirt.multicall import install_multicall
 from pyvmm.paravirt.sched import install_sched
+from pyvmm.parking import Parker
 from pyvmm.x86 import boot
 from pyvmm.x86.cpuid import guest_cpuid, has_nx
 from pyvmm.x86.paging import FramePool, PageTables, Pte, identity_map
@@ -100,10 +101,10 @@ class VcpuContext:
     thread: threading.Thread | None = None
     #: Work to run on this vCPU's own thread before its next KVM_RUN (see Machine.run_on_vcpu).
     pending: deque = field(default_factory=deque)
-    #: Guards the fields below; BLOCK/HLT sleep on it. Re-entrant: a vCPU may raise its own timer.
-    cond: threading.Condition = field(default_factory=lambda: threading.Condition(threading.RLock()))
+    #: Where BLOCK/HLT sleep; ``parker.guard`` also guards the fields below.
+    parker: Parker = field(default_factory=Parker)
     started: bool = False
-    blocked: bool = False  # sleeping in BLOCK/HLT: wake with cond.notify, not a signal
+    in_guest: bool = False  # set by the vCPU thread around KVM_RUN: only then is a kick needed
     want_upcall: bool = False  # inject UPCALL_VECTOR before the next entry (see EventChannels.deliver)
     timer_deadline: int | None = None  # monotonic ns of the armed one-shot timer
     start_regs: tuple[int, int, int] | None = None  # (entry, stack, arg) for a vCPU_UP'd vCPU
@@ -289,7 +290,7 @@ class Machine:
         """Start a parked vCPU at *entry* (``VCPU_UP``); False if it already runs."""
         from pyvmm.runloop import vcpu_thread_main
 
-        with ctx.cond:
+        with ctx.parker.guard:
             if ctx.started or self.stopping:
                 return False
             ctx.started = True
@@ -313,38 +314,35 @@ class Machine:
             self.stopping = True
         for ctx in self.vcpus:
             self.kick(ctx)
-            with ctx.cond:
-                ctx.cond.notify()
+            ctx.parker.unpark()
         self._done.set()
 
     # -- events and timers ---------------------------------------------------------
     def wake_vcpu(self, ctx: VcpuContext) -> None:
         """Make *ctx* take its pending upcall soon: wake it if blocked, kick it if running."""
-        with ctx.cond:
+        parker = ctx.parker
+        with parker.guard:
             ctx.want_upcall = True
-            if ctx.blocked:
-                ctx.cond.notify()
-                return
             if not ctx.started:
                 return  # delivered when it comes up
-        if ctx.thread is not None and ctx.thread.ident != threading.get_ident():
-            self.kick(ctx)  # in (or entering) KVM_RUN; its own thread checks before re-entry
+        if parker.unpark():
+            return  # it was sleeping in BLOCK/HLT: cheaper than a signal
+        # Only a vCPU in (or entering) KVM_RUN needs the signal; one running our
+        # code checks want_upcall before it re-enters the guest.
+        if ctx.in_guest and ctx.thread is not None and ctx.thread.ident != threading.get_ident():
+            self.kick(ctx)
 
     def arm_timer(self, ctx: VcpuContext, deadline_ns: int) -> None:
-        with ctx.cond:
-            ctx.timer_deadline = deadline_ns
-            if ctx.blocked:
-                ctx.cond.notify()  # re-compute its wait timeout
+        ctx.timer_deadline = deadline_ns  # only the vCPU itself arms its timer: it is not parked
         self.timers.arm(ctx, deadline_ns)
 
     def cancel_timer(self, ctx: VcpuContext) -> None:
-        with ctx.cond:
-            ctx.timer_deadline = None
+        ctx.timer_deadline = None
         self.timers.cancel(ctx)
 
     def fire_timer(self, ctx: VcpuContext) -> None:
         """Raise *ctx*'s timer VIRQ if its deadline has passed (exactly once per arming)."""
-        with ctx.cond:
+        with ctx.parker.guard:
             deadline = ctx.timer_deadline
             if deadline is None or deadline > time.monotonic_ns():
                 return

@@ -75,7 +75,14 @@ def run_loop(ctx: VcpuContext) -> str | None:
     if not seen_first:
         machine.times.first_run = time.monotonic_ns()
     while True:
-        if ioctl_int(fd, req, 0) != 0:
+        # in_guest before the want_upcall check: a waker that sets want_upcall
+        # after our check sees in_guest and kicks us (see Machine.wake_vcpu).
+        ctx.in_guest = True
+        if ctx.want_upcall:
+            deliver(ctx)
+        rc = ioctl_int(fd, req, 0)
+        ctx.in_guest = False
+        if rc != 0:
             err = get_errno()
             if err != errno.EINTR and err != errno.EAGAIN:
                 raise KvmError("KVM_RUN", err)
@@ -84,8 +91,6 @@ def run_loop(ctx: VcpuContext) -> str | None:
                 return None
             while pending:
                 pending.popleft()(ctx)
-            if ctx.want_upcall:
-                deliver(ctx)
             continue
         if run.exit_reason == _EXIT_IO and io.port == port and io.direction == out and io.size == 4:
             if not seen_first:
@@ -93,16 +98,12 @@ def run_loop(ctx: VcpuContext) -> str | None:
                 seen_first = True
             regs.rax = dispatch(ctx, regs.rax, regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8)
             run.kvm_dirty_regs = dirty
-            if ctx.want_upcall:
-                deliver(ctx)
             continue
         reason = handle_slow_exit(ctx)
         if reason is not None:
             return reason
         if machine.stopping:
             return None
-        if ctx.want_upcall:
-            deliver(ctx)
 
 
 def handle_slow_exit(ctx: VcpuContext) -> str | None:

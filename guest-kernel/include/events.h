@@ -24,6 +24,11 @@ void evt_scan(void);
 
 static inline long pvm_notify(unsigned port) { return pvm_hypercall(PVM_HC_NOTIFY, port, 0, 0, 0, 0); }
 static inline long pvm_block(uint64_t deadline_ns) { return pvm_hypercall(PVM_HC_BLOCK, deadline_ns, 0, 0, 0, 0); }
+/* Raise `port` and block in one hypercall ("reply and wait"). */
+static inline long pvm_notify_block(unsigned port, uint64_t deadline_ns)
+{
+    return pvm_hypercall(PVM_HC_BLOCK, deadline_ns, port, 0, 0, 0);
+}
 static inline long pvm_yield(void) { return pvm_hypercall(PVM_HC_YIELD, 0, 0, 0, 0, 0); }
 static inline long pvm_timer_set(uint64_t deadline_ns) { return pvm_hypercall(PVM_HC_TIMER_SET, deadline_ns, 0, 0, 0, 0); }
 static inline long pvm_clock(unsigned clock) { return pvm_hypercall(PVM_HC_CLOCK_GET, clock, 0, 0, 0, 0); }

@@ -54,7 +54,7 @@ class Hypercall(enum.IntEnum):
     SEND = 2  # (handle, buf_gpa, len, offset) -> bytes sent
     RECV = 3  # (handle, buf_gpa, len, offset) -> bytes received
     NOTIFY = 4  # (port) -> 0
-    BLOCK = 5  # (deadline_ns) -> 0 on event, -ETIME at the deadline
+    BLOCK = 5  # (deadline_ns, notify_port) -> 0 on event, -ETIME at the deadline
     YIELD = 6  # () -> 0
     TIMER_SET = 7  # (deadline_ns) -> 0; -ETIME if already past
     CLOCK_GET = 8  # (clock) -> ns

@@ -1,8 +1,8 @@
 """Scheduling and time hypercalls: BLOCK, YIELD, TIMER_SET, CLOCK_GET, VCPU_UP.
 
-Blocking happens on the vCPU's own thread, outside ``KVM_RUN``, on its
-condition variable; an event raised for it (:meth:`Machine.wake_vcpu`)
-notifies that condition, which is cheaper than a signal kick.
+Blocking happens on the vCPU's own thread, outside ``KVM_RUN``, in its
+:class:`~pyvmm.parking.Parker`; an event raised for it
+(:meth:`Machine.wake_vcpu`) unparks it, which is much cheaper than a signal kick.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from pyvmm.paravirt.abi import Clock, Errno, Hypercall, errno_result
 from pyvmm.paravirt.dispatcher import Dispatcher, HypercallError
+from pyvmm.x86.boot import RFLAGS_IF
 
 if TYPE_CHECKING:
     from pyvmm.machine import Machine, VcpuContext
@@ -24,33 +25,42 @@ def wait_for_event(machine: Machine, ctx: VcpuContext, deadline_ns: int) -> bool
     """Sleep until an upcall is pending on *ctx*, the machine stops, or *deadline_ns*
     (0 = none). Fires *ctx*'s own timer if it expires meanwhile. True if woken by an event."""
     events = machine.events
-    with ctx.cond:
-        while True:
+    parker = ctx.parker
+    while True:
+        with parker.guard:
             if events.has_upcall_pending(ctx.id) or machine.stopping:
                 return True
             now = time.monotonic_ns()
             timer = ctx.timer_deadline
-            if timer is not None and timer <= now:
-                machine.fire_timer(ctx)  # re-entrant lock: raising wakes us, no sleep needed
-                continue
-            if deadline_ns and deadline_ns <= now:
-                return False
-            until = min(d for d in (deadline_ns or None, timer) if d is not None) if (deadline_ns or timer) else None
-            ctx.blocked = True
-            try:
-                ctx.cond.wait(None if until is None else (until - now) / 1e9)
-            finally:
-                ctx.blocked = False
+            timer_due = timer is not None and timer <= now
+            if not timer_due:
+                if deadline_ns and deadline_ns <= now:
+                    return False
+                until = min(deadline_ns or timer or 0, timer or deadline_ns or 0)
+                parker.parked = True
+        if timer_due:
+            machine.fire_timer(ctx)  # raises our own VIRQ: upcall_pending is set, loop returns
+            continue
+        parker.park(None if not until else (until - now) / 1e9)
 
 
 def install_sched(dispatcher: Dispatcher, machine: Machine) -> None:
     mem = machine.memory
 
-    def block(ctx, deadline, a1, a2, a3, a4) -> int:
+    def block(ctx, deadline, notify_port, a2, a3, a4) -> int:
+        # "Reply and wait": raising notify_port in the same exit means the peer we
+        # wake finds us already asleep, so it wakes us without a signal kick.
+        if notify_port:
+            machine.events.notify(notify_port)
         # Xen's SCHEDOP_block: unmask upcalls, then check and sleep atomically
-        # with respect to raisers (they set upcall_pending under ctx.cond's lock).
+        # with respect to raisers (they set upcall_pending before unparking us).
         machine.events.unmask_upcalls(ctx.id)
-        return 0 if wait_for_event(machine, ctx, deadline) else _ETIME
+        woken = wait_for_event(machine, ctx, deadline)
+        if not ctx.vcpu.sync_regs.rflags & RFLAGS_IF:
+            # Interrupts off: the caller scans for events itself after BLOCK; an
+            # upcall would only cost it an interrupt-window exit for nothing.
+            ctx.want_upcall = False
+        return 0 if woken else _ETIME
 
     def yield_(ctx, a0, a1, a2, a3, a4) -> int:
         time.sleep(0)  # releases the GIL: another vCPU thread may run
