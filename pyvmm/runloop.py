@@ -12,7 +12,7 @@ import errno
 import time
 from typing import TYPE_CHECKING
 
-from pyvmm.kvm._libc import get_errno, ioctl_int
+from pyvmm.kvm._libc import get_errno, ioctl_int, set_timer_slack
 from pyvmm.kvm.constants import EXIT_IO_OUT, SYNC_X86_REGS, ExitReason, Ioctl
 from pyvmm.kvm.errors import KvmError
 from pyvmm.paravirt.abi import HYPERCALL_PORT
@@ -35,6 +35,7 @@ def vcpu_thread_main(ctx: VcpuContext) -> None:
     from pyvmm.machine import RunResult, StopReason
 
     machine = ctx.machine
+    set_timer_slack(1)  # BLOCK deadlines and timers wake this thread: no 50 us rounding
     try:
         if ctx.start_regs is not None:  # a secondary brought up by VCPU_UP
             entry, stack, arg = ctx.start_regs

@@ -44,6 +44,9 @@ class TimerService:
             self._thread.join()
 
     def _run(self) -> None:
+        from pyvmm.kvm._libc import set_timer_slack
+
+        set_timer_slack(1)  # fire on time, not up to 50 us late
         while True:
             with self._cond:
                 if self._stopped:

@@ -45,3 +45,13 @@ get_errno = ctypes.get_errno
 pthread_kill = libc.pthread_kill
 pthread_kill.argtypes = (ctypes.c_ulong, ctypes.c_int)
 pthread_kill.restype = ctypes.c_int
+
+_prctl = libc.prctl
+_prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+_prctl.restype = ctypes.c_int
+_PR_SET_TIMERSLACK = 29
+
+
+def set_timer_slack(ns: int) -> None:
+    """Set the calling thread's timer slack (Linux rounds sleeps up by 50 us by default)."""
+    _prctl(_PR_SET_TIMERSLACK, ns, 0, 0, 0)
