@@ -17,7 +17,8 @@ def kvm_backend() -> str:
     return ", ".join(found) if found else "unknown"
 
 
-def print_info(path: str = "/dev/kvm") -> int:
+def print_info(path: str | None = None) -> int:
+    path = path or os.environ.get("PYVMM_KVM_DEVICE", "/dev/kvm")
     try:
         kvm = Kvm(path)
         version = kvm.api_version()
