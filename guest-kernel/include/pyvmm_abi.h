@@ -74,6 +74,10 @@
 #define PVM_CHANNEL_CONSOLE 0x1
 #define PVM_CHANNEL_BLOCK 0x2
 #define PVM_CHANNEL_STREAM 0x3
+#define PVM_CHAN_READABLE 0x1
+#define PVM_CHAN_WRITABLE 0x2
+#define PVM_CHAN_CONNECTED 0x4
+#define PVM_CHAN_CLOSED 0x8
 
 #ifndef __ASSEMBLER__
 #include <stdint.h>
@@ -117,6 +121,16 @@ _Static_assert(__builtin_offsetof(struct pvm_boot_info, reserved_end) == 56, "AB
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, hypercall_port) == 64, "ABI offset");
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, nr_channels) == 68, "ABI offset");
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, channels) == 72, "ABI offset");
+
+struct pvm_channel_stat {
+    uint32_t kind;
+    uint32_t flags;
+    uint64_t size;
+};
+_Static_assert(sizeof(struct pvm_channel_stat) == 16, "ABI size");
+_Static_assert(__builtin_offsetof(struct pvm_channel_stat, kind) == 0, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_channel_stat, flags) == 4, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_channel_stat, size) == 8, "ABI offset");
 #endif /* __ASSEMBLER__ */
 
 #endif /* PYVMM_ABI_H */

@@ -84,6 +84,7 @@ def render() -> str:
         "",
         "/* Channel kinds */",
         *_enum("PVM_CHANNEL_", abi.ChannelKind),
+        *_enum("PVM_CHAN_", abi.ChannelFlag),
     ]
     out += ["", "#ifndef __ASSEMBLER__", "#include <stdint.h>"]
     for cls in abi.C_STRUCTS:
