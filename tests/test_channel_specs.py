@@ -60,7 +60,8 @@ def test_build_specs_orders_disks_then_streams():
         ([], ["console=unix:/a"], "already used"),
         (["a.img"], ["disk0=unix:/a"], "already used"),
         ([""], [], "--disk: the path is empty"),
-        (["d"] * 10, [f"c{i}=unix:/c{i}" for i in range(6)], "too many channels"),
+        (["/tmp/a.img", "/tmp/../tmp/a.img"], [], "the same file is given twice"),
+        ([f"d{i}" for i in range(10)], [f"c{i}=unix:/c{i}" for i in range(6)], "too many channels"),
     ],
 )
 def test_build_specs_rejects(disks, channels, fragment):
@@ -69,7 +70,7 @@ def test_build_specs_rejects(disks, channels, fragment):
 
 
 def test_fifteen_channels_fit():
-    assert len(build_specs(["d"] * 9, [f"c{i}=unix:/c{i}" for i in range(6)])) == 15
+    assert len(build_specs([f"d{i}" for i in range(9)], [f"c{i}=unix:/c{i}" for i in range(6)])) == 15
 
 
 def test_fast_parser_collects_repeatable_flags():

@@ -79,6 +79,10 @@ def build_specs(disks: list[str], channels: list[str]) -> tuple[ChannelSpec, ...
             raise SpecError("--disk: the path is empty")
         specs.append(DiskSpec(f"disk{i}", path))
     specs += [parse_channel(text) for text in channels]
+    paths = [os.path.realpath(path) for path in disks]
+    for i, path in enumerate(paths):
+        if path in paths[:i]:
+            raise SpecError(f"--disk {disks[i]}: the same file is given twice")
     seen = {"console"}
     for spec in specs:
         if spec.name in seen:
