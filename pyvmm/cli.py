@@ -37,11 +37,14 @@ def run(
     cmdline: Annotated[str, _option("cmdline")] = "",
     timeout: Annotated[Optional[float], _option("timeout")] = None,  # noqa: UP045
     vcpus: Annotated[int, _option("vcpus")] = 1,
+    disk: Annotated[Optional[list[str]], _option("disk")] = None,  # noqa: UP045
+    channel: Annotated[Optional[list[str]], _option("channel")] = None,  # noqa: UP045
 ) -> None:
     """Boot a guest, stream its console, and exit with its exit code."""
     from pyvmm.runner import run_guest
 
-    raise typer.Exit(run_guest(RunOptions(guest, memory, cmdline, timeout, vcpus)))
+    opts = RunOptions(guest, memory, cmdline, timeout, vcpus, disk=list(disk or ()), channel=list(channel or ()))
+    raise typer.Exit(run_guest(opts))
 
 
 @app.command()

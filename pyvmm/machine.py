@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyvmm.devices.console import Console
+from pyvmm.devices.spec import ChannelSpec, DeviceError, open_device
 from pyvmm.devices.timer import TimerService
 from pyvmm.kvm import Cap, Kvm, KvmError, Vcpu
 from pyvmm.loader import LoadedElf, read_elf
 from pyvmm.memory import GuestMemory
 from pyvmm.paravirt import abi
 from pyvmm.paravirt.abi import Layout
+from pyvmm.paravirt.channel_calls import install_channel_calls
 from pyvmm.paravirt.dispatcher import Dispatcher
 from pyvmm.paravirt.events import EventChannels, install_events
 from pyvmm.paravirt.hypercalls import ChannelTable, install_core
@@ -68,6 +70,8 @@ class MachineConfig:
     timeout: float | None = None
     console_fd: int = 1
     kvm_path: str = "/dev/kvm"
+    #: Block and stream channels, in handle order after the console (see pyvmm.devices.spec).
+    channels: tuple[ChannelSpec, ...] = ()
 
 
 @dataclass
@@ -194,6 +198,11 @@ class Machine:
         self.channels = ChannelTable()
         self.console = Console(cfg.console_fd)
         self.channels.add(self.console)  # handle 0 == abi.CONSOLE_HANDLE
+        for spec in cfg.channels:
+            try:
+                self.channels.add(open_device(spec))
+            except DeviceError as e:
+                raise MachineError(str(e)) from None
 
         self.events = EventChannels(self)
         self.timers = TimerService(self.fire_timer)
@@ -202,6 +211,7 @@ class Machine:
         install_events(self.dispatcher, self.events)
         install_sched(self.dispatcher, self)
         install_multicall(self.dispatcher, self)
+        install_channel_calls(self.dispatcher, self)
 
         mmap_size = kvm.vcpu_mmap_size()
         for i in range(cfg.vcpus):
@@ -256,6 +266,7 @@ class Machine:
             entry.kind = int(device.kind)
             entry.name = device.name.encode()[: abi.CHANNEL_NAME_LEN - 1]
         info.nr_channels = len(self.channels.channels)
+        info.features |= int(self.channels.features())
         self.memory.write(Layout.BOOT_INFO, bytes(info))
 
     # -- lifecycle -------------------------------------------------------------
@@ -372,7 +383,10 @@ class Machine:
                 pass
 
     def close(self) -> None:
-        """Release vCPUs, the memslot, guest memory and the KVM fds."""
+        """Release the channels, timers, events, vCPUs, the memslot, guest memory and the KVM fds."""
+        channels = getattr(self, "channels", None)
+        if channels is not None:
+            channels.close()  # disks fsync'd, peers see the stream close; idempotent
         timers = getattr(self, "timers", None)
         if timers is not None:
             timers.stop()

@@ -18,6 +18,7 @@ class OptionSpec:
     type: type
     help: str
     metavar: str = ""
+    repeat: bool = False  # may be given more than once: the values collect in a list
 
 
 RUN_OPTIONS: tuple[OptionSpec, ...] = (
@@ -25,6 +26,23 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("cmdline", ("--cmdline", "-c"), str, "Command line passed to the guest.", "TEXT"),
     OptionSpec("timeout", ("--timeout", "-t"), float, "Stop the guest after this many seconds (exit 124).", "SECS"),
     OptionSpec("vcpus", ("--vcpus",), int, "Number of vCPUs.", "N"),
+    OptionSpec(
+        "disk",
+        ("--disk",),
+        str,
+        "A host file as a block channel (disk0, disk1... in order); its size is fixed. Repeatable.",
+        "PATH",
+        repeat=True,
+    ),
+    OptionSpec(
+        "channel",
+        ("--channel",),
+        str,
+        "A stream channel to another VM over a Unix socket: NAME=unix:PATH (connect) or "
+        "NAME=unix:PATH,server (listen). Repeatable.",
+        "SPEC",
+        repeat=True,
+    ),
 )
 
 
@@ -35,6 +53,8 @@ class RunOptions:
     cmdline: str = ""
     timeout: float | None = None
     vcpus: int = 1
+    disk: list[str] = field(default_factory=list)
+    channel: list[str] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
 
 
@@ -56,9 +76,13 @@ def parse_run_fast(args: list[str]) -> RunOptions | None:
                 i += 1
                 value = args[i]
             try:
-                setattr(opts, spec.name, spec.type(value))
+                typed = spec.type(value)
             except ValueError:
                 return None
+            if spec.repeat:
+                getattr(opts, spec.name).append(typed)
+            else:
+                setattr(opts, spec.name, typed)
         elif opts.guest is None:
             opts.guest = arg
         else:

@@ -38,6 +38,12 @@ def run_guest(opts: RunOptions) -> int:
         return fail(f"--memory: {e}")
     if opts.timeout is not None and not opts.timeout > 0:
         return fail("--timeout must be a positive number of seconds")
+    from pyvmm.devices.spec import SpecError, build_specs
+
+    try:
+        channels = build_specs(opts.disk, opts.channel)
+    except SpecError as e:
+        return fail(str(e))
     try:
         kernel = Path(opts.guest) if opts.guest else bundled_kernel()
     except GuestBuildError as e:
@@ -51,6 +57,7 @@ def run_guest(opts: RunOptions) -> int:
         cmdline=opts.cmdline,
         vcpus=opts.vcpus,
         timeout=opts.timeout,
+        channels=channels,
         kvm_path=os.environ.get("PYVMM_KVM_DEVICE", "/dev/kvm"),
     )
     try:

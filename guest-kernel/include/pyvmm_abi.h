@@ -87,6 +87,10 @@
 #define PVM_PORTS_PER_GROUP 64
 #define PVM_MAX_VCPUS 64
 #define PVM_MULTICALL_MAX 1024
+#define PVM_CHAN_READABLE 0x1
+#define PVM_CHAN_WRITABLE 0x2
+#define PVM_CHAN_CONNECTED 0x4
+#define PVM_CHAN_CLOSED 0x8
 
 #ifndef __ASSEMBLER__
 #include <stdint.h>
@@ -170,6 +174,16 @@ _Static_assert(sizeof(struct pvm_multicall_entry) == 56, "ABI size");
 _Static_assert(__builtin_offsetof(struct pvm_multicall_entry, nr) == 0, "ABI offset");
 _Static_assert(__builtin_offsetof(struct pvm_multicall_entry, args) == 8, "ABI offset");
 _Static_assert(__builtin_offsetof(struct pvm_multicall_entry, result) == 48, "ABI offset");
+
+struct pvm_channel_stat {
+    uint32_t kind;
+    uint32_t flags;
+    uint64_t size;
+};
+_Static_assert(sizeof(struct pvm_channel_stat) == 16, "ABI size");
+_Static_assert(__builtin_offsetof(struct pvm_channel_stat, kind) == 0, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_channel_stat, flags) == 4, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_channel_stat, size) == 8, "ABI offset");
 #endif /* __ASSEMBLER__ */
 
 #endif /* PYVMM_ABI_H */

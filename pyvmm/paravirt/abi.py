@@ -210,8 +210,27 @@ class BootInfo(ctypes.Structure):
     ]
 
 
+class ChannelFlag(enum.IntFlag):
+    """``pvm_channel_stat.flags``: a channel's readiness, as ``poll(2)`` reports it."""
+
+    READABLE = 1 << 0  # RECV would not return -EAGAIN (data, end of input, or an error to report)
+    WRITABLE = 1 << 1  # SEND would not return -EAGAIN
+    CONNECTED = 1 << 2  # a stream's peer is connected (always set for console and block)
+    CLOSED = 1 << 3  # the peer went away: RECV gives -ECONNRESET once drained, SEND -EPIPE
+
+
+class ChannelStat(ctypes.Structure):
+    """``struct pvm_channel_stat``, filled by ``CHANNEL_INFO(handle, info_gpa)``."""
+
+    _fields_ = [
+        ("kind", c_uint32),  # ChannelKind
+        ("flags", c_uint32),  # ChannelFlag bits
+        ("size", c_uint64),  # a block channel's size in bytes; 0 for other kinds
+    ]
+
+
 #: Structures mirrored into the C header, in dependency order.
-C_STRUCTS = (ChannelInfo, BootInfo, VcpuEventInfo, SharedInfo, MulticallEntry)
+C_STRUCTS = (ChannelInfo, BootInfo, VcpuEventInfo, SharedInfo, MulticallEntry, ChannelStat)
 
 
 def errno_result(err: Errno | int) -> int:

@@ -94,6 +94,7 @@ def render() -> str:
         f"#define PVM_PORTS_PER_GROUP {abi.PORTS_PER_GROUP}",
         f"#define PVM_MAX_VCPUS {abi.MAX_VCPUS}",
         f"#define PVM_MULTICALL_MAX {abi.MULTICALL_MAX}",
+        *_enum("PVM_CHAN_", abi.ChannelFlag),
     ]
     out += ["", "#ifndef __ASSEMBLER__", "#include <stdint.h>"]
     for cls in abi.C_STRUCTS:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pyvmm.paravirt.abi import Errno, Hypercall
+from pyvmm.paravirt.abi import ChannelKind, Errno, Feature, Hypercall, Layout
 from pyvmm.paravirt.dispatcher import Dispatcher, GuestExit, HypercallError
 
 if TYPE_CHECKING:
@@ -29,6 +29,33 @@ class ChannelTable:
             raise HypercallError(Errno.EBADF, f"no channel {handle}")
         return self.channels[handle]
 
+    def features(self) -> Feature:
+        """The boot-info feature bits these channels offer."""
+        kinds = {device.kind for device in self.channels}
+        features = Feature.CONSOLE
+        if ChannelKind.BLOCK in kinds:
+            features |= Feature.BLOCK_DEVICE
+        if ChannelKind.STREAM in kinds:
+            features |= Feature.INTER_VM
+        return features
+
+    def close(self) -> None:
+        """Close every device (flushes disks, closes sockets, stops their threads)."""
+        for device in reversed(self.channels):
+            close = getattr(device, "close", None)
+            if close is not None:
+                close()
+
+
+def check_guest_writable(gpa: int, length: int) -> None:
+    """Refuse (``-EFAULT``) a destination in the VMM-owned pages below ``RESERVED_END``
+    (boot info, GDT, page tables), the shared page excepted: the VMM must not write
+    there on the guest's behalf what the guest may not write itself."""
+    if length and gpa < Layout.RESERVED_END:
+        shared = Layout.SHARED_PAGE
+        if not (gpa >= shared and gpa + length <= shared + Layout.PAGE_SIZE):
+            raise HypercallError(Errno.EFAULT, f"{gpa:#x}: destination in VMM-owned memory")
+
 
 def install_core(dispatcher: Dispatcher, machine: Machine) -> None:
     """Register NULL, SHUTDOWN, SEND and RECV against *machine*'s memory and channels."""
@@ -47,6 +74,8 @@ def install_core(dispatcher: Dispatcher, machine: Machine) -> None:
         if op is None:
             raise HypercallError(Errno.EINVAL, f"channel {handle} does not support {method}")
         mem.check(buf, length)  # the whole range, as write(2)'s access_ok() does
+        if method == "recv":
+            check_guest_writable(buf, length)
         view = mem.view(buf, min(length, MAX_TRANSFER))
         try:
             return op(view, offset)

@@ -1,0 +1,104 @@
+"""Channel specifications from the command line (``--disk``, ``--channel``), and opening them.
+
+Parsing is pure (unit-tested without KVM); :func:`open_device` turns a spec
+into a device. Every mistake is a :class:`SpecError` (or, when the host
+refuses, a :class:`DeviceError`) whose message is the one line the user sees.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from pyvmm.paravirt import abi
+
+#: Longest ``sun_path`` Linux accepts, without the NUL.
+UNIX_PATH_MAX = 107
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class SpecError(ValueError):
+    """A malformed ``--disk`` / ``--channel`` value."""
+
+
+class DeviceError(Exception):
+    """The host refused a channel's backing file or socket; the message is one line."""
+
+
+@dataclass(frozen=True)
+class DiskSpec:
+    name: str  # disk0, disk1... in command-line order
+    path: str
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    name: str
+    path: str  # the Unix socket
+    server: bool  # listen (True) or connect (False)
+
+
+ChannelSpec = DiskSpec | StreamSpec
+
+
+def parse_channel(text: str) -> StreamSpec:
+    """Parse ``NAME=unix:PATH`` or ``NAME=unix:PATH,server``."""
+    name, eq, target = text.partition("=")
+    if not eq or not name:
+        raise SpecError(f"--channel {text!r}: expected NAME=unix:PATH[,server]")
+    check_name(name, "--channel")
+    transport, colon, rest = target.partition(":")
+    if not colon or transport != "unix":
+        raise SpecError(f"--channel {text!r}: only unix:PATH is supported (expected NAME=unix:PATH[,server])")
+    path, _, options = rest.partition(",")
+    if not path:
+        raise SpecError(f"--channel {text!r}: the socket path is empty")
+    if len(os.fsencode(path)) > UNIX_PATH_MAX:
+        raise SpecError(f"--channel {name}: socket path longer than {UNIX_PATH_MAX} bytes")
+    server = False
+    for opt in filter(None, options.split(",")):
+        if opt != "server":
+            raise SpecError(f"--channel {text!r}: unknown option {opt!r} (the only one is 'server')")
+        server = True
+    return StreamSpec(name, path, server)
+
+
+def check_name(name: str, flag: str) -> None:
+    if len(name.encode()) >= abi.CHANNEL_NAME_LEN:
+        raise SpecError(f"{flag} {name!r}: channel names are at most {abi.CHANNEL_NAME_LEN - 1} bytes")
+    if not _NAME_RE.match(name):
+        raise SpecError(f"{flag} {name!r}: channel names use only letters, digits, '_', '.' and '-'")
+
+
+def build_specs(disks: list[str], channels: list[str]) -> tuple[ChannelSpec, ...]:
+    """All channel specs in handle order (disks first, then streams), checked together."""
+    specs: list[ChannelSpec] = []
+    for i, path in enumerate(disks):
+        if not path:
+            raise SpecError("--disk: the path is empty")
+        specs.append(DiskSpec(f"disk{i}", path))
+    specs += [parse_channel(text) for text in channels]
+    paths = [os.path.realpath(path) for path in disks]
+    for i, path in enumerate(paths):
+        if path in paths[:i]:
+            raise SpecError(f"--disk {disks[i]}: the same file is given twice")
+    seen = {"console"}
+    for spec in specs:
+        if spec.name in seen:
+            raise SpecError(f"--channel {spec.name}: the channel name is already used")
+        seen.add(spec.name)
+    if len(specs) + 1 > abi.MAX_CHANNELS:  # + the console
+        raise SpecError(f"too many channels: at most {abi.MAX_CHANNELS - 1} --disk and --channel in all")
+    return tuple(specs)
+
+
+def open_device(spec: ChannelSpec):
+    """Open the device behind *spec*; raises :class:`DeviceError`."""
+    if isinstance(spec, DiskSpec):
+        from pyvmm.devices.block import BlockDevice
+
+        return BlockDevice.open(spec.name, spec.path)
+    from pyvmm.devices.stream import StreamChannel
+
+    return StreamChannel.open(spec.name, spec.path, server=spec.server)
