@@ -2,18 +2,24 @@
 
 const struct pvm_boot_info *boot_info;
 
+/* rep movsq/stosq for the bulk: KVM's emulator runs a rep string instruction one
+ * element at a time, so 8-byte elements are 8x faster than bytes here. */
 void *memcpy(void *dst, const void *src, size_t n)
 {
-    /* rep movsb: one instruction for the emulator, fast on hardware. */
     void *ret = dst;
-    __asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
+    size_t q = n / 8, r = n % 8;
+    __asm__ volatile("rep movsq" : "+D"(dst), "+S"(src), "+c"(q) : : "memory");
+    __asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(r) : : "memory");
     return ret;
 }
 
 void *memset(void *dst, int c, size_t n)
 {
     void *ret = dst;
-    __asm__ volatile("rep stosb" : "+D"(dst), "+c"(n) : "a"(c) : "memory");
+    uint64_t v = 0x0101010101010101ull * (uint8_t)c;
+    size_t q = n / 8, r = n % 8;
+    __asm__ volatile("rep stosq" : "+D"(dst), "+c"(q) : "a"(v) : "memory");
+    __asm__ volatile("rep stosb" : "+D"(dst), "+c"(r) : "a"(v) : "memory");
     return ret;
 }
 
