@@ -204,3 +204,14 @@ long parse_long(const char *s)
     }
     return sign * v;
 }
+
+void sort_u64(uint64_t *v, unsigned n)
+{
+    /* insertion sort: benchmark sample sets are small */
+    for (unsigned i = 1; i < n; i++)
+        for (unsigned j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            uint64_t t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+}

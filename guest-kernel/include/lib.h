@@ -22,6 +22,7 @@ int ksnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((forma
 /* Command line: copy the value of `key=value` into buf; returns length or -1. */
 int cmdline_get(const char *key, char *buf, size_t size);
 long parse_long(const char *s);
+void sort_u64(uint64_t *v, unsigned n);
 
 extern const struct pvm_boot_info *boot_info;
 

@@ -39,16 +39,6 @@ static void responder(unsigned cpu)
     }
 }
 
-static void sort(uint64_t *v, unsigned n)
-{
-    for (unsigned i = 1; i < n; i++)
-        for (unsigned j = i; j > 0 && v[j - 1] > v[j]; j--) {
-            uint64_t t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
-}
-
 static int notifyrt_main(void)
 {
     static uint64_t s[MAXI];
@@ -68,7 +58,7 @@ static int notifyrt_main(void)
     }
     stop = 1;
     pvm_notify((unsigned)port_b);
-    sort(s, iters);
+    sort_u64(s, iters);
     uint64_t khz = boot_info->tsc_khz;
     kprintf("notifyrt: iters=%u median_ns=%lu p99_ns=%lu min_ns=%lu\n", iters,
             (unsigned long)(s[iters / 2] * 1000000 / khz), (unsigned long)(s[iters * 99 / 100] * 1000000 / khz),

@@ -17,16 +17,6 @@ static void on_tick(unsigned port, void *arg)
     fired = 1;
 }
 
-static void sort(uint64_t *v, unsigned n)
-{
-    for (unsigned i = 1; i < n; i++)
-        for (unsigned j = i; j > 0 && v[j - 1] > v[j]; j--) {
-            uint64_t t = v[j];
-            v[j] = v[j - 1];
-            v[j - 1] = t;
-        }
-}
-
 static int timer_main(void)
 {
     char arg[16];
@@ -56,7 +46,7 @@ static int timer_main(void)
         wait_flag(&fired);
         late[got++] = fired_at > deadline ? fired_at - deadline : 0;
     }
-    sort(late, got);
+    sort_u64(late, got);
     kprintf("timer: ticks=%u period_us=%u lateness_us min=%lu median=%lu max=%lu\n", got, period,
             (unsigned long)(late[0] / 1000), (unsigned long)(late[got / 2] / 1000),
             (unsigned long)(late[got - 1] / 1000));

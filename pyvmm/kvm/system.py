@@ -6,7 +6,8 @@ import errno
 import os
 
 from pyvmm.kvm import structs as s
-from pyvmm.kvm._libc import get_errno, ioctl_int, ioctl_ptr
+from pyvmm.kvm._fd import IoctlFd
+from pyvmm.kvm._libc import get_errno, ioctl_ptr
 from pyvmm.kvm.constants import API_VERSION, Cap, Ioctl
 from pyvmm.kvm.errors import KvmError
 
@@ -14,7 +15,7 @@ DEFAULT_PATH = "/dev/kvm"
 _MAX_CPUID_ENTRIES = 256
 
 
-class Kvm:
+class Kvm(IoctlFd):
     """An open ``/dev/kvm``: version and capability queries, and VM creation.
 
     Raises :class:`KvmError` if the device is missing or not accessible; its
@@ -37,17 +38,6 @@ class Kvm:
         self.path = path
 
     # -- plumbing ----------------------------------------------------------
-    def _ioctl(self, req: Ioctl, arg: int = 0) -> int:
-        ret = ioctl_int(self.fd, req, arg)
-        if ret < 0:
-            raise KvmError(f"KVM_{req.name}", get_errno())
-        return ret
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
     def __enter__(self) -> Kvm:
         return self
 

@@ -8,6 +8,7 @@ import os
 from typing import TYPE_CHECKING
 
 from pyvmm.kvm import structs as s
+from pyvmm.kvm._fd import IoctlFd
 from pyvmm.kvm._libc import get_errno, ioctl_int, ioctl_ptr
 from pyvmm.kvm.constants import GUESTDBG_ENABLE, GUESTDBG_SINGLESTEP, SYNC_X86_REGS, Ioctl
 from pyvmm.kvm.errors import KvmError
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from pyvmm.kvm.vm import Vm
 
 
-class Vcpu:
+class Vcpu(IoctlFd):
     """One vCPU file descriptor plus its shared ``kvm_run`` page.
 
     ``run`` is the ctypes view of the page: after :meth:`run` returns, read the
@@ -38,10 +39,6 @@ class Vcpu:
         self.sync_regs = self.run.s.regs.regs
 
     # -- plumbing ----------------------------------------------------------
-    def _ioctl_struct(self, req: Ioctl, obj) -> None:
-        if ioctl_ptr(self.fd, req, obj) < 0:
-            raise KvmError(f"KVM_{req.name}", get_errno())
-
     def close(self) -> None:
         if self.fd < 0:
             return

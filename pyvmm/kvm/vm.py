@@ -7,43 +7,25 @@ import os
 from typing import TYPE_CHECKING
 
 from pyvmm.kvm import structs as s
-from pyvmm.kvm._libc import get_errno, ioctl_int, ioctl_ptr
+from pyvmm.kvm._fd import IoctlFd
 from pyvmm.kvm.constants import (
     IOEVENTFD_FLAG_DATAMATCH,
     IOEVENTFD_FLAG_DEASSIGN,
     IOEVENTFD_FLAG_PIO,
     Ioctl,
 )
-from pyvmm.kvm.errors import KvmError
 
 if TYPE_CHECKING:
     from pyvmm.kvm.system import Kvm
     from pyvmm.kvm.vcpu import Vcpu
 
 
-class Vm:
+class Vm(IoctlFd):
     """A VM file descriptor. Created by :meth:`Kvm.create_vm`."""
 
     def __init__(self, kvm: Kvm, fd: int) -> None:
         self.kvm = kvm
         self.fd = fd
-
-    def _ioctl(self, req: Ioctl, arg: int = 0) -> int:
-        ret = ioctl_int(self.fd, req, arg)
-        if ret < 0:
-            raise KvmError(f"KVM_{req.name}", get_errno())
-        return ret
-
-    def _ioctl_struct(self, req: Ioctl, obj) -> int:
-        ret = ioctl_ptr(self.fd, req, obj)
-        if ret < 0:
-            raise KvmError(f"KVM_{req.name}", get_errno())
-        return ret
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
 
     def set_user_memory_region(
         self, slot: int, guest_phys_addr: int, size: int, host_addr: int, flags: int = 0
