@@ -37,11 +37,13 @@ def run(
     cmdline: Annotated[str, _option("cmdline")] = "",
     timeout: Annotated[Optional[float], _option("timeout")] = None,  # noqa: UP045
     vcpus: Annotated[int, _option("vcpus")] = 1,
+    stats: Annotated[bool, _option("stats")] = False,
+    stats_json: Annotated[Optional[str], _option("stats_json")] = None,  # noqa: UP045
 ) -> None:
     """Boot a guest, stream its console, and exit with its exit code."""
     from pyvmm.runner import run_guest
 
-    raise typer.Exit(run_guest(RunOptions(guest, memory, cmdline, timeout, vcpus)))
+    raise typer.Exit(run_guest(RunOptions(guest, memory, cmdline, timeout, vcpus, stats, stats_json)))
 
 
 @app.command()

@@ -68,6 +68,10 @@ class MachineConfig:
     timeout: float | None = None
     console_fd: int = 1
     kvm_path: str = "/dev/kvm"
+    #: Time every exit into ``Machine.metrics`` (``pyvmm run --stats``): the instrumented loop.
+    stats: bool = False
+    #: Add a null-sink channel (discards sends), for benchmarks.
+    null_sink: bool = False
 
 
 @dataclass
@@ -155,6 +159,16 @@ class Machine:
         self.result: RunResult | None = None
         self._requested: RunResult | None = None
         self.stopping = False
+        #: The per-vCPU loop (``fn(ctx) -> crash reason | None``); None = :func:`pyvmm.runloop.run_loop`.
+        #: ``stats`` selects the instrumented one; benchmarks plug in their variants here.
+        self.loop = None
+        self.metrics = None
+        if config.stats:
+            from pyvmm.metrics import Metrics
+            from pyvmm.statsloop import run_loop_stats
+
+            self.metrics = Metrics()
+            self.loop = run_loop_stats
         self.kvm = Kvm(config.kvm_path)
         try:
             self._build()
@@ -194,6 +208,10 @@ class Machine:
         self.channels = ChannelTable()
         self.console = Console(cfg.console_fd)
         self.channels.add(self.console)  # handle 0 == abi.CONSOLE_HANDLE
+        if cfg.null_sink:
+            from pyvmm.devices.null_sink import NullSink
+
+            self.channels.add(NullSink())
 
         self.events = EventChannels(self)
         self.timers = TimerService(self.fire_timer)

@@ -25,6 +25,8 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("cmdline", ("--cmdline", "-c"), str, "Command line passed to the guest.", "TEXT"),
     OptionSpec("timeout", ("--timeout", "-t"), float, "Stop the guest after this many seconds (exit 124).", "SECS"),
     OptionSpec("vcpus", ("--vcpus",), int, "Number of vCPUs.", "N"),
+    OptionSpec("stats", ("--stats",), bool, "Time every exit; print per-exit-reason and per-hypercall counts to stderr."),
+    OptionSpec("stats_json", ("--stats-json",), str, "Time every exit; write the counts as JSON to FILE.", "FILE"),
 )
 
 
@@ -35,6 +37,8 @@ class RunOptions:
     cmdline: str = ""
     timeout: float | None = None
     vcpus: int = 1
+    stats: bool = False
+    stats_json: str | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -50,6 +54,12 @@ def parse_run_fast(args: list[str]) -> RunOptions | None:
             spec = by_flag.get(flag)
             if spec is None:
                 return None
+            if spec.type is bool:
+                if eq:
+                    return None  # typer reports "--stats takes no value"
+                setattr(opts, spec.name, True)
+                i += 1
+                continue
             if not eq:
                 if i + 1 >= len(args):
                     return None
