@@ -25,7 +25,9 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("cmdline", ("--cmdline", "-c"), str, "Command line passed to the guest.", "TEXT"),
     OptionSpec("timeout", ("--timeout", "-t"), float, "Stop the guest after this many seconds (exit 124).", "SECS"),
     OptionSpec("vcpus", ("--vcpus",), int, "Number of vCPUs.", "N"),
-    OptionSpec("stats", ("--stats",), bool, "Time every exit; print per-exit-reason and per-hypercall counts to stderr."),
+    OptionSpec(
+        "stats", ("--stats",), bool, "Time every exit; print per-exit-reason and per-hypercall counts to stderr."
+    ),
     OptionSpec("stats_json", ("--stats-json",), str, "Time every exit; write the counts as JSON to FILE.", "FILE"),
 )
 
