@@ -62,7 +62,7 @@ CLASSES: tuple[BenchClass, ...] = (
         BenchClass(f"send-{label}", f"SEND {label} to a null sink", Group.PYVMM, guest="send", size=n, bytes_per_op=n)
         for label, n in (("0", 0), ("64", 64), ("4k", 4 * KIB), ("64k", 64 * KIB), ("1m", MIB))
     ),
-    BenchClass("notify-self", "NOTIFY own port + consume", Group.PYVMM, guest="notify-self", features=_EV),
+    BenchClass("notify-self", "NOTIFY own port (pending on return)", Group.PYVMM, guest="notify-self", features=_EV),
     BenchClass(
         "notify-rtt",
         "NOTIFY round trip, 2 vCPUs",
@@ -111,7 +111,7 @@ CLASSES: tuple[BenchClass, ...] = (
     BenchClass("base-ioeventfd", "(b) in-kernel exit (KVM_IOEVENTFD)", Group.BASELINE, guest="ioeventfd"),
     BenchClass("base-syscall-c", "(c) getppid() system call, C", Group.BASELINE, ratio=False),
     BenchClass("base-syscall-py", "(c) os.getppid(), Python", Group.BASELINE, ratio=False),
-    BenchClass("tsc-window", "guest timing window (2x rdtsc)", Group.BASELINE, guest="tsc", ratio=False),
+    BenchClass("tsc-window", "guest timing window (null's, no OUT)", Group.BASELINE, guest="tsc", ratio=False),
     # -- the same NULL loop under other run loops: kept only what measures faster
     BenchClass("fp-getregs", "GET/SET_REGS instead of sync regs", Group.FASTPATH, guest="null", loop="getregs"),
     BenchClass("fp-nodispatch", "NULL answered inline, no dispatcher", Group.FASTPATH, guest="null", loop="nodispatch"),
