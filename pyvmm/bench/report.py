@@ -61,6 +61,15 @@ def targets(results: list[Result]) -> list[Target]:
     ]
 
 
+def net_null_ratio(results: list[Result]) -> float | None:
+    """null / (a) with the guest's timing window (tsc-window) taken off both: the exit costs alone."""
+    by = {r.cls.name: r.dist for r in results if r.dist is not None}
+    null, base, window = by.get("null"), by.get(BASELINE_A), by.get("tsc-window")
+    if not (null and base and window) or base.median <= window.median:
+        return None
+    return (null.median - window.median) / (base.median - window.median)
+
+
 def _ns(v: float) -> str:
     return f"{v:,.0f}"
 
@@ -109,6 +118,9 @@ def format_table(results: list[Result], p: Params, host: dict) -> str:
     lines.append("")
     lines.append("targets:")
     lines += [f"  {t.format()}" for t in targets(results) if t.value is not None]
+    net = net_null_ratio(results)
+    if net is not None:
+        lines.append(f"  (information) null / (a) with the guest timing window taken off both: {net:.2f}x")
     return "\n".join(lines)
 
 
@@ -144,6 +156,7 @@ def to_json(results: list[Result], p: Params, host: dict) -> dict:
         "host": host,
         "results": rows,
         "targets": {t.what: t.to_dict() for t in targets(results)},
+        "null_ratio_net_of_window": None if (net := net_null_ratio(results)) is None else round(net, 3),
     }
 
 
