@@ -1,4 +1,4 @@
-"""The ``pyvmm`` command line (typer): ``run``, ``info``.
+"""The ``pyvmm`` command line (typer): ``run``, ``bench``, ``info``.
 
 The console-script entry point is :func:`pyvmm.__main__.main`, which sends
 plain ``pyvmm run`` invocations straight to :func:`pyvmm.runner.run_guest` so
@@ -7,6 +7,7 @@ a boot does not pay for importing typer (see :mod:`pyvmm.options`).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -39,11 +40,23 @@ def run(
     vcpus: Annotated[int, _option("vcpus")] = 1,
     disk: Annotated[Optional[list[str]], _option("disk")] = None,  # noqa: UP045
     channel: Annotated[Optional[list[str]], _option("channel")] = None,  # noqa: UP045
+    stats: Annotated[bool, _option("stats")] = False,
+    stats_json: Annotated[Optional[str], _option("stats_json")] = None,  # noqa: UP045
 ) -> None:
     """Boot a guest, stream its console, and exit with its exit code."""
     from pyvmm.runner import run_guest
 
-    opts = RunOptions(guest, memory, cmdline, timeout, vcpus, disk=list(disk or ()), channel=list(channel or ()))
+    opts = RunOptions(
+        guest,
+        memory,
+        cmdline,
+        timeout,
+        vcpus,
+        disk=list(disk or ()),
+        channel=list(channel or ()),
+        stats=stats,
+        stats_json=stats_json,
+    )
     raise typer.Exit(run_guest(opts))
 
 
@@ -53,3 +66,53 @@ def info() -> None:
     from pyvmm.info import print_info
 
     raise typer.Exit(print_info())
+
+
+@app.command()
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Few iterations: a smoke run for CI (well under a minute).")
+    ] = False,
+    json_file: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--json", help="Write the results (and host details) as JSON.", metavar="FILE"),
+    ] = None,
+    plot: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--plot", help="Draw latency distributions (needs matplotlib: pyvmm[plot]).", metavar="FILE.png"),
+    ] = None,
+    only: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--only", help="Run only these classes (repeat or comma-separate; 'send' = send-*).", metavar="NAME"
+        ),
+    ] = None,
+    iters: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--iters", help="Timed iterations per repetition.", metavar="N"),
+    ] = None,
+    warmup: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--warmup", help="Untimed iterations first.", metavar="N"),
+    ] = None,
+    reps: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--reps", help="Repetitions per class.", metavar="N"),
+    ] = None,
+    list_classes: Annotated[bool, typer.Option("--list", help="List the benchmark classes and exit.")] = False,
+) -> None:
+    """Hypercall latency per class, with same-run baselines (C exit loop, in-kernel exit, syscall)."""
+    from pyvmm.bench.cli import bench_main
+
+    raise typer.Exit(
+        bench_main(
+            quick=quick,
+            json_file=json_file,
+            plot=plot,
+            only=only,
+            iters=iters,
+            warmup=warmup,
+            reps=reps,
+            list_classes=list_classes,
+        )
+    )

@@ -72,6 +72,10 @@ class MachineConfig:
     kvm_path: str = "/dev/kvm"
     #: Block and stream channels, in handle order after the console (see pyvmm.devices.spec).
     channels: tuple[ChannelSpec, ...] = ()
+    #: Time every exit into ``Machine.metrics`` (``pyvmm run --stats``): the instrumented loop.
+    stats: bool = False
+    #: Add a null-sink channel (discards sends), for benchmarks.
+    null_sink: bool = False
 
 
 @dataclass
@@ -159,6 +163,16 @@ class Machine:
         self.result: RunResult | None = None
         self._requested: RunResult | None = None
         self.stopping = False
+        #: The per-vCPU loop (``fn(ctx) -> crash reason | None``); None = :func:`pyvmm.runloop.run_loop`.
+        #: ``stats`` selects the instrumented one; benchmarks plug in their variants here.
+        self.loop = None
+        self.metrics = None
+        if config.stats:
+            from pyvmm.metrics import Metrics
+            from pyvmm.statsloop import run_loop_stats
+
+            self.metrics = Metrics()
+            self.loop = run_loop_stats
         self.kvm = Kvm(config.kvm_path)
         try:
             self._build()
@@ -203,6 +217,10 @@ class Machine:
                 self.channels.add(open_device(spec))
             except DeviceError as e:
                 raise MachineError(str(e)) from None
+        if cfg.null_sink:
+            from pyvmm.devices.null_sink import NullSink
+
+            self.channels.add(NullSink())
 
         self.events = EventChannels(self)
         self.timers = TimerService(self.fire_timer)

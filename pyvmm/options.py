@@ -43,6 +43,10 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
         "SPEC",
         repeat=True,
     ),
+    OptionSpec(
+        "stats", ("--stats",), bool, "Time every exit; print per-exit-reason and per-hypercall counts to stderr."
+    ),
+    OptionSpec("stats_json", ("--stats-json",), str, "Time every exit; write the counts as JSON to FILE.", "FILE"),
 )
 
 
@@ -55,6 +59,8 @@ class RunOptions:
     vcpus: int = 1
     disk: list[str] = field(default_factory=list)
     channel: list[str] = field(default_factory=list)
+    stats: bool = False
+    stats_json: str | None = None
     extra: dict = field(default_factory=dict)
 
 
@@ -70,6 +76,12 @@ def parse_run_fast(args: list[str]) -> RunOptions | None:
             spec = by_flag.get(flag)
             if spec is None:
                 return None
+            if spec.type is bool:
+                if eq:
+                    return None  # typer reports "--stats takes no value"
+                setattr(opts, spec.name, True)
+                i += 1
+                continue
             if not eq:
                 if i + 1 >= len(args):
                     return None

@@ -40,7 +40,7 @@ def vcpu_thread_main(ctx: VcpuContext) -> None:
         if ctx.start_regs is not None:  # a secondary brought up by VCPU_UP
             entry, stack, arg = ctx.start_regs
             ctx.vcpu.set_regs(boot_regs(entry=entry, stack=stack, arg=arg))
-        reason = run_loop(ctx)
+        reason = (machine.loop or run_loop)(ctx)  # machine.loop: --stats or a benchmark variant
         if reason is not None:
             report = build_report(ctx.vcpu, ctx.id, reason, machine.memory)
             machine.stop(RunResult(StopReason.CRASH, exit_code=125, crash=report))

@@ -58,6 +58,7 @@ def run_guest(opts: RunOptions) -> int:
         vcpus=opts.vcpus,
         timeout=opts.timeout,
         channels=channels,
+        stats=opts.stats or opts.stats_json is not None,
         kvm_path=os.environ.get("PYVMM_KVM_DEVICE", "/dev/kvm"),
     )
     try:
@@ -75,6 +76,10 @@ def run_guest(opts: RunOptions) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         machine.close()
+    if machine.metrics is not None:
+        status = _report_stats(machine.metrics, opts)
+        if status:
+            return status
     if result.reason is StopReason.CRASH and result.crash is not None:
         print(result.crash.format(), file=sys.stderr)
     elif result.reason is StopReason.TIMEOUT:
@@ -82,3 +87,16 @@ def run_guest(opts: RunOptions) -> int:
     elif result.reason is StopReason.SIGNAL:
         print(f"pyvmm: stopped by {signal.Signals(result.signal).name}", file=sys.stderr)
     return result.exit_code
+
+
+def _report_stats(metrics, opts: RunOptions) -> int:
+    """``--stats`` table to stderr (stdout is the guest's console); ``--stats-json`` to a file."""
+    summary = metrics.summary()
+    if opts.stats:
+        print(summary.format(), file=sys.stderr)
+    if opts.stats_json is not None:
+        try:
+            Path(opts.stats_json).write_text(summary.to_json() + "\n")
+        except OSError as e:
+            return fail(f"--stats-json: cannot write {opts.stats_json}: {e.strerror}")
+    return 0

@@ -74,6 +74,7 @@
 #define PVM_CHANNEL_CONSOLE 0x1
 #define PVM_CHANNEL_BLOCK 0x2
 #define PVM_CHANNEL_STREAM 0x3
+#define PVM_CHANNEL_NULL_SINK 0x4
 
 /* Events */
 #define PVM_EVENT_IPI 0x1

@@ -106,6 +106,7 @@ class ChannelKind(enum.IntEnum):
     CONSOLE = 1  # host stdout (send) / stdin (recv)
     BLOCK = 2  # a host file: send = pwrite, recv = pread at offset; flush = fsync
     STREAM = 3  # a byte stream to another VM over a Unix socket
+    NULL_SINK = 4  # discards what is sent, like /dev/null (benchmarks; present only when configured)
 
 
 class EventKind(enum.IntEnum):

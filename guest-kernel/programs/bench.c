@@ -1,0 +1,337 @@
+/* test=bench bench=NAME [iters=N] [warmup=N] [reps=N] [size=N] [port=N]: the guest
+ * half of `pyvmm bench`.
+ *
+ * Each iteration is timed with the TSC; the samples (u32 TSC deltas, iters*reps of
+ * them, warm-up iterations left out) go into a buffer in free RAM above the kernel,
+ * and one console line tells the host where it is:
+ *
+ *   bench: name=NAME count=N samples=0xGPA tsc_khz=K errors=E
+ *
+ * The host reads the buffer out of guest memory after SHUTDOWN: thousands of
+ * samples cost no console output. Kernel-mode guest code is slow under some
+ * backends (KVM's emulator runs it at ~0.3 us an instruction on PVM), so each
+ * timed window holds as few instructions as the measured operation allows; the
+ * `tsc` bench measures what the window itself costs.
+ *
+ * Exit codes: 0 done; 2 bad arguments; 3 the VMM lacks what the bench needs. */
+#include "arch.h"
+#include "events.h"
+#include "lib.h"
+#include "programs.h"
+
+extern char __kernel_end[];
+
+#define MAX_BATCH PVM_MULTICALL_MAX
+
+static uint32_t *samples;
+static unsigned long nsamples, errors;
+static uint8_t *payload;
+static unsigned long size, port_arg;
+static unsigned sink;
+static int evt_self, evt_a, evt_b; /* event ports: ours, vCPU 0's, vCPU 1's */
+static struct pvm_multicall_entry batch[MAX_BATCH];
+
+static inline uint32_t tsc32(void)
+{
+    uint32_t lo;
+    __asm__ volatile("rdtsc" : "=a"(lo) : : "rdx", "memory");
+    return lo;
+}
+
+/* One hypercall timed by the TSC, every argument loaded before the window opens:
+ * the window is rdtsc, 3 register moves, the OUT and rdtsc, the same for every
+ * call with arguments; two moves more than loop_null's (rdtsc writes rdx, so a2
+ * moves into rdx inside the window, and the result out of rax). */
+static inline uint32_t timed_hc(unsigned long nr, unsigned long a0, unsigned long a1, unsigned long a2,
+                                unsigned long a3, unsigned long a4, long *ret)
+{
+    register unsigned long r10 __asm__("r10") = a3;
+    register unsigned long r8 __asm__("r8") = a4;
+    uint32_t dt, t0;
+    unsigned long res, rdx;
+    __asm__ volatile("rdtsc\n\t"
+                     "mov %%eax, %[t0]\n\t"
+                     "mov %[a2], %%rdx\n\t"
+                     "mov %[nr], %%rax\n\t"
+                     "outl %%eax, %[port]\n\t"
+                     "mov %%rax, %[res]\n\t"
+                     "rdtsc\n\t"
+                     "sub %[t0], %%eax"
+                     : "=&a"(dt), "=&d"(rdx), [t0] "=&r"(t0), [res] "=&r"(res)
+                     : [nr] "r"(nr), "D"(a0), "S"(a1), [a2] "r"(a2), "r"(r10), "r"(r8),
+                       [port] "i"(PVM_HYPERCALL_PORT)
+                     : "memory");
+    (void)rdx;
+    *ret = (long)res;
+    return dt;
+}
+
+/* Consume a port raised for `cpu` with interrupts off (no upcall taken). */
+static inline int consume(unsigned cpu, unsigned port)
+{
+    volatile uint8_t *up = &shared_info->vcpu[cpu].upcall_pending;
+    volatile uint8_t *p = &shared_info->evtchn_pending[port];
+    uint8_t zero = 0, v = 0;
+    __asm__ volatile("xchgb %0, %1" : "+q"(zero), "+m"(*up) : : "memory");
+    __asm__ volatile("xchgb %0, %1" : "+q"(v), "+m"(*p) : : "memory");
+    return v;
+}
+
+/* -- the timed loops: each writes n samples at out ---------------------------------- */
+/* loop_null's window without the OUT: what the timing itself adds. */
+static void loop_tsc(uint32_t *out, unsigned long n)
+{
+    for (unsigned long i = 0; i < n; i++) {
+        uint32_t dt, t0;
+        __asm__ volatile("rdtsc\n\t"
+                         "mov %%eax, %[t0]\n\t"
+                         "xor %%eax, %%eax\n\t"
+                         "rdtsc\n\t"
+                         "sub %[t0], %%eax"
+                         : "=&a"(dt), [t0] "=&r"(t0)
+                         :
+                         : "rdx", "memory");
+        out[i] = dt;
+    }
+}
+
+/* The smallest window: rdtsc, one move, the OUT, rdtsc (tsc-window is the same without the OUT). */
+static void loop_null(uint32_t *out, unsigned long n)
+{
+    for (unsigned long i = 0; i < n; i++) {
+        uint32_t dt, t0;
+        __asm__ volatile("rdtsc\n\t"
+                         "mov %%eax, %[t0]\n\t"
+                         "xor %%eax, %%eax\n\t"
+                         "outl %%eax, %[port]\n\t"
+                         "rdtsc\n\t"
+                         "sub %[t0], %%eax"
+                         : "=&a"(dt), [t0] "=&r"(t0)
+                         : [port] "i"(PVM_HYPERCALL_PORT)
+                         : "rdx", "memory");
+        out[i] = dt;
+    }
+}
+
+/* An OUT the host matched with KVM_IOEVENTFD: it completes inside the kernel. */
+static void loop_ioeventfd(uint32_t *out, unsigned long n)
+{
+    uint16_t port = (uint16_t)port_arg;
+    for (unsigned long i = 0; i < n; i++) {
+        uint32_t t0 = tsc32();
+        __asm__ volatile("outl %%eax, %%dx" : : "a"(0), "d"(port) : "memory");
+        out[i] = tsc32() - t0;
+    }
+}
+
+static void loop_send(uint32_t *out, unsigned long n)
+{
+    long r;
+    for (unsigned long i = 0; i < n; i++) {
+        out[i] = timed_hc(PVM_HC_SEND, sink, (unsigned long)payload, size, 0, 0, &r);
+        if (r != (long)size)
+            errors++;
+    }
+}
+
+static void loop_notify_self(uint32_t *out, unsigned long n)
+{
+    long r;
+    for (unsigned long i = 0; i < n; i++) {
+        out[i] = timed_hc(PVM_HC_NOTIFY, (unsigned long)evt_self, 0, 0, 0, 0, &r);
+        if (r || !consume(0, (unsigned)evt_self)) /* the event must be pending when the call returns */
+            errors++;
+    }
+}
+
+static void loop_multicall(uint32_t *out, unsigned long n)
+{
+    long r;
+    for (unsigned long i = 0; i < n; i++) {
+        out[i] = timed_hc(PVM_HC_MULTICALL, (unsigned long)batch, size, 0, 0, 0, &r);
+        if (r != (long)size)
+            errors++;
+    }
+}
+
+/* TIMER_SET(now + size us), then BLOCK until the timer's VIRQ is pending; the
+ * sample is the whole arm-and-fire time minus the requested delay. */
+static void loop_timer(uint32_t *out, unsigned long n)
+{
+    uint64_t delay_ns = size * 1000, delay_tsc = size * boot_info->tsc_khz / 1000;
+    long skew = pvm_clock(PVM_CLOCK_MONOTONIC) - (long)now_ns();
+    for (unsigned long i = 0; i < n; i++) {
+        uint32_t t0 = tsc32();
+        long r = pvm_timer_set(now_ns() + skew + delay_ns);
+        while (!r && !consume(0, (unsigned)evt_self))
+            pvm_block(0);
+        uint32_t dt = tsc32() - t0;
+        out[i] = dt > delay_tsc ? dt - (uint32_t)delay_tsc : 0;
+        if (r) /* -ETIME: the deadline passed before the call arrived (size= too small) */
+            errors++;
+    }
+}
+
+/* Two vCPUs, interrupts off on both (as test=notifyrt): vCPU 0 raises vCPU 1's
+ * port and blocks in one call; vCPU 1 wakes, notes the one-way wake time and
+ * answers the same way. notify-rtt keeps the round trips, block-wake the one-way
+ * wake-ups of the blocked vCPU (vCPUs share a synchronised TSC under KVM). */
+static volatile uint32_t rtt_t0;
+static volatile int rtt_stop, rtt_oneway;
+static uint32_t *rtt_wake;
+static volatile unsigned long rtt_i;
+
+static void rtt_responder(unsigned cpu)
+{
+    irq_disable();
+    for (;;) {
+        while (!consume(cpu, (unsigned)evt_b))
+            pvm_block(0);
+        uint32_t now = tsc32();
+        if (rtt_stop)
+            break;
+        if (rtt_oneway)
+            rtt_wake[rtt_i] = now - rtt_t0;
+        pvm_notify_block((unsigned)evt_a, 0); /* reply and wait: the loop top consumes the wake-up */
+    }
+    for (;;)
+        pvm_block(0);
+}
+
+static void loop_rtt(uint32_t *out, unsigned long n)
+{
+    if (rtt_oneway)
+        rtt_wake = out;
+    for (unsigned long i = 0; i < n; i++) {
+        rtt_i = i;
+        uint32_t t0 = tsc32();
+        rtt_t0 = t0;
+        pvm_notify_block((unsigned)evt_b, 0);
+        while (!consume(0, (unsigned)evt_a))
+            pvm_block(0);
+        uint32_t dt = tsc32() - t0;
+        if (!rtt_oneway)
+            out[i] = dt;
+    }
+}
+
+struct bench {
+    const char *name;
+    void (*loop)(uint32_t *out, unsigned long n);
+    uint32_t features; /* PVM_FEAT_* the VMM must offer */
+};
+
+static const struct bench benches[] = {
+    {"tsc", loop_tsc, 0},
+    {"null", loop_null, 0},
+    {"ioeventfd", loop_ioeventfd, 0},
+    {"send", loop_send, 0},
+    {"notify-self", loop_notify_self, PVM_FEAT_EVENTS},
+    {"notify-rtt", loop_rtt, PVM_FEAT_EVENTS | PVM_FEAT_SMP},
+    {"block-wake", loop_rtt, PVM_FEAT_EVENTS | PVM_FEAT_SMP},
+    {"timer", loop_timer, PVM_FEAT_EVENTS | PVM_FEAT_TIMER},
+    {"multicall", loop_multicall, PVM_FEAT_MULTICALL},
+};
+
+static unsigned long arg_ulong(const char *key, unsigned long dflt)
+{
+    char arg[24];
+    return cmdline_get(key, arg, sizeof arg) > 0 ? (unsigned long)parse_long(arg) : dflt;
+}
+
+static int find_sink(void)
+{
+    for (unsigned i = 0; i < boot_info->nr_channels && i < PVM_MAX_CHANNELS; i++)
+        if (boot_info->channels[i].kind == PVM_CHANNEL_NULL_SINK) {
+            sink = boot_info->channels[i].handle;
+            return 0;
+        }
+    return -1;
+}
+
+/* What the bench needs besides its feature bits; 0, or the exit code. */
+static int setup(const char *name)
+{
+    if (!strncmp(name, "send", 8) && find_sink()) {
+        kprintf("bench: no null-sink channel (the host adds one only for benchmarks)\n");
+        return 3;
+    }
+    if (!strncmp(name, "notify-self", 16) || !strncmp(name, "timer", 8)) {
+        evt_self = !strncmp(name, "timer", 8) ? (int)evt_bind_virq(PVM_VIRQ_TIMER, 0) : (int)evt_bind_ipi(0);
+        if (evt_self <= 0)
+            return 3;
+        irq_disable();
+    }
+    if (!strncmp(name, "notify-rtt", 16) || !strncmp(name, "block-wake", 16)) {
+        if (boot_info->nr_vcpus < 2) {
+            kprintf("bench: %s needs 2 vCPUs\n", name);
+            return 3;
+        }
+        rtt_oneway = name[0] == 'b';
+        evt_a = (int)evt_bind_ipi(0);
+        evt_b = (int)evt_bind_ipi(1);
+        irq_disable();
+        if (evt_a <= 0 || evt_b <= 0 || smp_start(1, rtt_responder))
+            return 3;
+    }
+    if (!strncmp(name, "multicall", 16)) {
+        if (size < 1 || size > MAX_BATCH) {
+            kprintf("bench: multicall size=%lu is outside 1..%u\n", size, MAX_BATCH);
+            return 2;
+        }
+        for (unsigned long i = 0; i < size; i++)
+            batch[i].nr = PVM_HC_NULL;
+    }
+    return 0;
+}
+
+static int bench_main(void)
+{
+    char name[24];
+    if (cmdline_get("bench", name, sizeof name) <= 0) {
+        kprintf("bench: usage: test=bench bench=NAME [iters=N] [warmup=N] [reps=N] [size=N]\n");
+        return 2;
+    }
+    const struct bench *b = 0;
+    for (unsigned i = 0; i < sizeof benches / sizeof benches[0]; i++)
+        if (!strncmp(benches[i].name, name, sizeof name))
+            b = &benches[i];
+    if (!b) {
+        kprintf("bench: unknown bench '%s'\n", name);
+        return 2;
+    }
+    if ((boot_info->features & b->features) != b->features) {
+        kprintf("bench: %s needs feature bits %#x, the VMM offers %#x\n", name, b->features, boot_info->features);
+        return 3;
+    }
+    unsigned long iters = arg_ulong("iters", 1000), warmup = arg_ulong("warmup", 100), reps = arg_ulong("reps", 1);
+    size = arg_ulong("size", 0);
+    port_arg = arg_ulong("port", 0);
+    nsamples = iters * reps;
+    uint64_t start = ((uint64_t)__kernel_end + 0xfff) & ~0xfffull;
+    uint64_t sample_bytes = (nsamples * 4 + 0xfff) & ~0xfffull;
+    if (!iters || !reps || iters > (1ul << 24) || reps > 1000 || size > (64ul << 20) ||
+        start + sample_bytes + size > boot_info->mem_size) {
+        kprintf("bench: iters=%lu reps=%lu size=%lu do not fit in %lu MiB of RAM\n", iters, reps, size,
+                (unsigned long)(boot_info->mem_size >> 20));
+        return 2;
+    }
+    samples = (uint32_t *)start;
+    payload = (uint8_t *)(start + sample_bytes);
+    int rc = setup(name);
+    if (rc)
+        return rc;
+    /* Warm-up writes into the first rep's slots; the first rep overwrites them. */
+    for (unsigned long done = 0; done < warmup; done += iters)
+        b->loop(samples, warmup - done < iters ? warmup - done : iters);
+    for (unsigned long r = 0; r < reps; r++)
+        b->loop(samples + r * iters, iters);
+    if (b->loop == loop_rtt) {
+        rtt_stop = 1;
+        pvm_notify((unsigned)evt_b);
+    }
+    kprintf("bench: name=%s count=%lu samples=%#lx tsc_khz=%lu errors=%lu\n", name, nsamples,
+            (unsigned long)samples, (unsigned long)boot_info->tsc_khz, errors);
+    return 0;
+}
+PROGRAM(bench);

@@ -1,0 +1,1 @@
+"""``pyvmm bench``: hypercall latency against same-run baselines (see docs/bench.md)."""

@@ -1,0 +1,133 @@
+"""The registry of benchmark classes: what `pyvmm bench` runs, in table order.
+
+A class is either a guest benchmark (the bundled kernel's ``test=bench``
+program runs ``bench=GUEST`` under a run loop) or a host-only one (a
+function). Each names the ABI feature bits it needs: when the VM's boot info
+lacks one, the class is skipped with the reason printed, so classes for
+hypercalls still to come (address spaces) are registered already and start
+running the day their feature bit is offered.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from pyvmm.paravirt.abi import Feature
+
+NO_FEATURES = Feature(0)
+
+
+class Group(enum.Enum):
+    PYVMM = "pyvmm hypercalls"
+    BASELINE = "baselines"
+    FASTPATH = "fast-path experiments (null hypercall)"
+    SPLIT = "where the time goes (null hypercall, per exit)"
+
+
+@dataclass(frozen=True)
+class BenchClass:
+    name: str
+    title: str
+    group: Group
+    #: ``bench=`` of the guest program; None for a host-only class.
+    guest: str | None = None
+    #: ``size=`` for the guest (bytes for send; batch entries for multicall; delay in us for timer).
+    size: int = 0
+    #: Feature bits the VM must offer (boot info ``features``).
+    features: Feature = NO_FEATURES
+    vcpus: int = 1
+    #: Run loop: "pyvmm" (the default loop) or a name in :data:`pyvmm.bench.loops.LOOPS`; "stats" = --stats loop.
+    loop: str = "pyvmm"
+    #: Bytes moved per iteration: the table shows throughput.
+    bytes_per_op: int = 0
+    #: Hypercalls per iteration (multicall batches): the table also shows the time per call.
+    calls_per_op: int = 1
+    #: Fraction of the configured iterations to run (slow classes take fewer).
+    iter_scale: float = 1.0
+    #: Include the ratio to baseline (a) in the table.
+    ratio: bool = True
+
+
+KIB = 1024
+MIB = 1024 * KIB
+
+_EV = Feature.EVENTS
+_AS = Feature.ADDRESS_SPACES
+
+CLASSES: tuple[BenchClass, ...] = (
+    # -- pyvmm's hypercalls, through the default run loop and the Python dispatcher
+    BenchClass("null", "NULL hypercall", Group.PYVMM, guest="null"),
+    *(
+        BenchClass(f"send-{label}", f"SEND {label} to a null sink", Group.PYVMM, guest="send", size=n, bytes_per_op=n)
+        for label, n in (("0", 0), ("64", 64), ("4k", 4 * KIB), ("64k", 64 * KIB), ("1m", MIB))
+    ),
+    BenchClass("notify-self", "NOTIFY own port (pending on return)", Group.PYVMM, guest="notify-self", features=_EV),
+    BenchClass(
+        "notify-rtt",
+        "NOTIFY round trip, 2 vCPUs",
+        Group.PYVMM,
+        guest="notify-rtt",
+        features=_EV | Feature.SMP,
+        vcpus=2,
+        iter_scale=0.25,
+    ),
+    BenchClass(
+        "block-wake",
+        "BLOCKed vCPU woken by NOTIFY",
+        Group.PYVMM,
+        guest="block-wake",
+        features=_EV | Feature.SMP,
+        vcpus=2,
+        iter_scale=0.25,
+    ),
+    BenchClass(
+        "timer",
+        "TIMER_SET +200us, fire, wake, minus 200us",
+        Group.PYVMM,
+        guest="timer",
+        size=200,
+        features=_EV | Feature.TIMER,
+        iter_scale=0.1,
+    ),
+    *(
+        BenchClass(
+            f"multicall-{n}",
+            f"MULTICALL of {n} NULLs",
+            Group.PYVMM,
+            guest="multicall",
+            size=n,
+            features=Feature.MULTICALL,
+            calls_per_op=n,
+        )
+        for n in (1, 8, 64)
+    ),
+    # Address-space classes: registered now, skipped until the feature bit is offered.
+    BenchClass("as-switch", "address-space switch", Group.PYVMM, guest="as-switch", features=_AS),
+    BenchClass("as-map-unmap", "map + unmap one page", Group.PYVMM, guest="as-map", features=_AS),
+    BenchClass("as-fault", "page fault served by the VMM", Group.PYVMM, guest="as-fault", features=_AS),
+    # -- baselines measured in the same run
+    BenchClass("base-c-exit", "(a) C exit loop, no dispatch", Group.BASELINE, guest="null", loop="c-null"),
+    BenchClass("base-ioeventfd", "(b) in-kernel exit (KVM_IOEVENTFD)", Group.BASELINE, guest="ioeventfd"),
+    BenchClass("base-syscall-c", "(c) getppid() system call, C", Group.BASELINE, ratio=False),
+    BenchClass("base-syscall-py", "(c) os.getppid(), Python", Group.BASELINE, ratio=False),
+    BenchClass("tsc-window", "guest timing window (null's, no OUT)", Group.BASELINE, guest="tsc", ratio=False),
+    # -- the same NULL loop under other run loops: kept only what measures faster
+    BenchClass("fp-getregs", "GET/SET_REGS instead of sync regs", Group.FASTPATH, guest="null", loop="getregs"),
+    BenchClass("fp-nodispatch", "NULL answered inline, no dispatcher", Group.FASTPATH, guest="null", loop="nodispatch"),
+    BenchClass("fp-lean", "exit read as memoryview words", Group.FASTPATH, guest="null", loop="lean"),
+    BenchClass("fp-cffi", "KVM_RUN via cffi instead of ctypes", Group.FASTPATH, guest="null", loop="cffi"),
+    BenchClass(
+        "fp-c-callback", "C run loop, Python dispatch callback", Group.FASTPATH, guest="null", loop="c-callback"
+    ),
+    BenchClass(
+        "fp-c-cffi-callback", "C run loop, cffi dispatch callback", Group.FASTPATH, guest="null", loop="c-cffi-callback"
+    ),
+    BenchClass("fp-stats", "--stats instrumented loop", Group.FASTPATH, guest="null", loop="stats"),
+    # -- host-side split of the fp-stats run (filled from its metrics, not run separately)
+    BenchClass("exit-kvm-run", "time inside KVM_RUN per exit", Group.SPLIT, ratio=False),
+    BenchClass("exit-pyvmm", "time in pyvmm's code per exit", Group.SPLIT, ratio=False),
+)
+
+BY_NAME = {c.name: c for c in CLASSES}
+BASELINE_A = "base-c-exit"

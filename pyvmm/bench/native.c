@@ -1,0 +1,76 @@
+/* Native helpers for `pyvmm bench`, built with gcc into the cache on first use
+ * (pyvmm/bench/native.py) and called through ctypes, which releases the GIL.
+ *
+ * pyvmm_null_loop is baseline (a): the minimal userspace exit loop. It runs the
+ * vCPU of a VM that pyvmm built (same guest, same state) and answers every NULL
+ * hypercall with no dispatch at all: rax = 0 through sync regs, re-enter. Any
+ * other exit goes back to Python, which handles it as pyvmm always does. */
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Returns 0 when an exit other than a NULL hypercall is waiting in `run`, or
+ * -errno when KVM_RUN fails (-EINTR after a kick). `*answered` counts the NULL
+ * hypercalls answered here. */
+long pyvmm_null_loop(int vcpu_fd, struct kvm_run *run, unsigned port, unsigned long *answered)
+{
+    for (;;) {
+        if (ioctl(vcpu_fd, KVM_RUN, 0) < 0)
+            return -errno;
+        if (run->exit_reason == KVM_EXIT_IO && run->io.port == port && run->io.direction == KVM_EXIT_IO_OUT &&
+            run->io.size == 4 && run->s.regs.regs.rax == 0) {
+            run->s.regs.regs.rax = 0;
+            run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
+            (*answered)++;
+            continue;
+        }
+        return 0;
+    }
+}
+
+/* A compiled run loop that still dispatches in Python: every hypercall exit
+ * calls `dispatch(nr, a0..a4)` (a ctypes callback) for rax. The fast-path
+ * experiment "is a compiled loop better than Python's ioctl loop?". */
+typedef uint64_t (*dispatch_fn)(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4);
+
+long pyvmm_callback_loop(int vcpu_fd, struct kvm_run *run, unsigned port, dispatch_fn dispatch,
+                         volatile int *stop)
+{
+    for (;;) {
+        if (ioctl(vcpu_fd, KVM_RUN, 0) < 0)
+            return -errno;
+        if (run->exit_reason == KVM_EXIT_IO && run->io.port == port && run->io.direction == KVM_EXIT_IO_OUT &&
+            run->io.size == 4) {
+            struct kvm_regs *r = &run->s.regs.regs;
+            r->rax = dispatch(r->rax, r->rdi, r->rsi, r->rdx, r->r10, r->r8);
+            run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
+            if (*stop)
+                return 1; /* the callback asked to leave (shutdown, error): Python takes over */
+            continue;
+        }
+        return 0;
+    }
+}
+
+static inline uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Baseline (c) from C: `n` samples, each the mean ns of `batch` getppid()
+ * system calls (syscall(2) directly: no libc caching). */
+void pyvmm_syscall_loop(unsigned long n, unsigned batch, uint32_t *out)
+{
+    for (unsigned long i = 0; i < n; i++) {
+        uint64_t t0 = now_ns();
+        for (unsigned j = 0; j < batch; j++)
+            syscall(SYS_getppid);
+        out[i] = (uint32_t)((now_ns() - t0) / batch);
+    }
+}

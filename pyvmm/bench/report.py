@@ -1,0 +1,198 @@
+"""Presenting benchmark results: the terminal table, the JSON document, the plot."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyvmm.bench.classes import BASELINE_A, Group
+from pyvmm.bench.run import Params, Result
+
+JSON_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Target:
+    what: str
+    value: float | None
+    limit: float
+    at_most: bool  # True: value <= limit is met
+    unit: str = ""
+
+    @property
+    def met(self) -> bool | None:
+        if self.value is None:
+            return None
+        return self.value <= self.limit if self.at_most else self.value >= self.limit
+
+    def format(self) -> str:
+        if self.value is None:
+            return f"{self.what}: not measured"
+        op = "<=" if self.at_most else ">="
+        verdict = "met" if self.met else "MISSED"
+        return f"{self.what}: {self.value:.2f}{self.unit} ({op} {self.limit:g}{self.unit}: {verdict})"
+
+    def to_dict(self) -> dict:
+        return {"value": self.value, "limit": self.limit, "at_most": self.at_most, "met": self.met}
+
+
+def targets(results: list[Result]) -> list[Target]:
+    """The issue's targets, read off one run."""
+    by = {r.cls.name: r for r in results}
+
+    def ratio(name: str) -> float | None:
+        r = by.get(name)
+        return r.ratio if r else None
+
+    pyvmm = by.get("exit-pyvmm")
+    send = by.get("send-1m")
+    return [
+        Target("null hypercall / C baseline (a)", ratio("null"), 1.25, True, "x"),
+        Target(
+            "pyvmm's own time per exit, median",
+            pyvmm.dist.median / 1000 if pyvmm and pyvmm.dist else None,
+            2,
+            True,
+            " us",
+        ),
+        Target("send 1 MiB throughput", send.throughput_gb_s if send else None, 1, False, " GB/s"),
+        Target("notify round trip / C baseline (a)", ratio("notify-rtt"), 6, True, "x"),
+    ]
+
+
+def net_null_ratio(results: list[Result]) -> float | None:
+    """null / (a) with the guest's timing window (tsc-window) taken off both: the exit costs alone."""
+    by = {r.cls.name: r.dist for r in results if r.dist is not None}
+    null, base, window = by.get("null"), by.get(BASELINE_A), by.get("tsc-window")
+    if not (null and base and window) or base.median <= window.median:
+        return None
+    return (null.median - window.median) / (base.median - window.median)
+
+
+def _ns(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def format_table(results: list[Result], p: Params, host: dict) -> str:
+    base = next((r for r in results if r.cls.name == BASELINE_A and r.dist), None)
+    lines = [
+        f"pyvmm bench: {p.iters} iterations x {p.reps} repetitions (+{p.warmup} warm-up) per class; "
+        f"{host.get('kvm_backend')} on {host.get('cpu_model')}; Python {host.get('python')}",
+        "times are per operation, timed inside the guest with the TSC (host-side classes: clock_gettime)",
+        "",
+        f"{'class':<16} {'what':<38} {'median ns':>11} {'p99 ns':>11} {'x (a)':>7}  other",
+    ]
+    skipped = []
+    for group in Group:
+        rows = [r for r in results if r.cls.group is group]
+        if not rows:
+            continue
+        lines.append(f"-- {group.value}")
+        for r in rows:
+            if r.skipped:
+                skipped.append(r)
+                continue
+            if r.dist is None:
+                continue
+            ratio = f"{r.ratio:.2f}" if r.ratio is not None else ""
+            other = []
+            if r.throughput_gb_s is not None:
+                other.append(f"{r.throughput_gb_s:.2f} GB/s")
+            if r.per_call_ns is not None:
+                other.append(f"{_ns(r.per_call_ns)} ns/call")
+            if len(r.dist.rep_medians) > 1:
+                lo, hi = min(r.dist.rep_medians), max(r.dist.rep_medians)
+                other.append(f"reps {_ns(lo)}..{_ns(hi)}")
+            if r.errors:
+                other.append(f"{r.errors} ERRORS")
+            lines.append(
+                f"{r.cls.name:<16} {r.cls.title[:38]:<38} {_ns(r.dist.median):>11} {_ns(r.dist.p99):>11} {ratio:>7}"
+                f"  {', '.join(other)}"
+            )
+    if skipped:
+        lines.append("-- skipped")
+        lines += [f"{r.cls.name:<16} {r.skipped}" for r in skipped]
+    if base is None:
+        lines.append("(no ratios: baseline (a) was not run)")
+    lines.append("")
+    lines.append("targets:")
+    lines += [f"  {t.format()}" for t in targets(results) if t.value is not None]
+    net = net_null_ratio(results)
+    if net is not None:
+        lines.append(f"  (information) null / (a) with the guest timing window taken off both: {net:.2f}x")
+    return "\n".join(lines)
+
+
+def to_json(results: list[Result], p: Params, host: dict) -> dict:
+    rows = []
+    for r in results:
+        row = {"name": r.cls.name, "title": r.cls.title, "group": r.cls.group.name.lower()}
+        if r.skipped:
+            row["skipped"] = r.skipped
+        elif r.dist is not None:
+            d = r.dist.to_dict()
+            row.update(
+                median_ns=d["median"],
+                p99_ns=d["p99"],
+                mean_ns=d["mean"],
+                min_ns=d["min"],
+                max_ns=d["max"],
+                samples=d["count"],
+                rep_medians_ns=d["rep_medians"],
+                errors=r.errors,
+            )
+            if r.ratio is not None:
+                row["ratio_to_c_baseline"] = round(r.ratio, 3)
+            if r.throughput_gb_s is not None:
+                row["throughput_gb_s"] = round(r.throughput_gb_s, 3)
+                row["bytes_per_op"] = r.cls.bytes_per_op
+            if r.per_call_ns is not None:
+                row["per_call_ns"] = round(r.per_call_ns, 1)
+        rows.append(row)
+    return {
+        "version": JSON_VERSION,
+        "params": {"iters": p.iters, "warmup": p.warmup, "reps": p.reps},
+        "host": host,
+        "results": rows,
+        "targets": {t.what: t.to_dict() for t in targets(results)},
+        "null_ratio_net_of_window": None if (net := net_null_ratio(results)) is None else round(net, 3),
+    }
+
+
+def write_json(path: Path, doc: dict) -> None:
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def plot_available() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def write_plot(path: Path, results: list[Result]) -> None:
+    """Latency distributions, one box per class, on a log axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in results if r.dist is not None and r.samples]
+    fig, ax = plt.subplots(figsize=(10, max(3.0, 0.35 * len(shown) + 1)))
+    ax.boxplot(
+        [[max(s, 1.0) for s in r.samples] for r in shown],
+        vert=False,
+        whis=(1, 99),
+        showfliers=False,
+        labels=[r.cls.name for r in shown],
+    )
+    ax.set_xscale("log")
+    ax.invert_yaxis()
+    ax.set_xlabel("ns per operation (box: quartiles, whiskers: p1..p99)")
+    ax.set_title("pyvmm bench")
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

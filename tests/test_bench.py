@@ -1,0 +1,97 @@
+"""`pyvmm bench` and `pyvmm run --stats` through the real CLI on the real /dev/kvm."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pyvmm.bench.classes import BASELINE_A, CLASSES, Group
+
+from .conftest import assert_one_line_error, pyvmm
+
+pytestmark = pytest.mark.kvm
+
+
+def test_quick_bench_produces_every_figure(tmp_path):
+    out = tmp_path / "bench.json"
+    run = pyvmm("bench", "--quick", "--json", str(out), timeout=120)
+    assert run.returncode == 0, run
+    doc = json.loads(out.read_text())
+    rows = {r["name"]: r for r in doc["results"]}
+    assert set(rows) == {c.name for c in CLASSES}, "every registered class has a row"
+    for cls in CLASSES:
+        row = rows[cls.name]
+        if "skipped" in row:
+            # Only classes whose ABI feature this VMM does not offer yet may be skipped.
+            assert cls.features, row
+            assert "needs ABI feature" in row["skipped"], row
+            continue
+        assert row["median_ns"] > 0 and row["p99_ns"] >= row["median_ns"] and row["samples"] > 0, row
+        if cls.name != "timer":  # under load a 200 us deadline may pass before TIMER_SET arrives (-ETIME)
+            assert row["errors"] == 0, row
+        if cls.ratio:
+            assert row["ratio_to_c_baseline"] > 0, row
+        if cls.bytes_per_op:
+            assert row["throughput_gb_s"] > 0, row
+    for name in (BASELINE_A, "base-ioeventfd", "base-syscall-c", "base-syscall-py", "exit-kvm-run", "exit-pyvmm"):
+        assert rows[name]["median_ns"] > 0, name
+    assert rows[BASELINE_A]["ratio_to_c_baseline"] == 1.0
+    # The in-kernel exit never reaches userspace: it must beat the userspace C loop.
+    assert rows["base-ioeventfd"]["median_ns"] < rows[BASELINE_A]["median_ns"]
+    assert doc["host"]["kvm_backend"] and doc["host"]["python"]
+    # The terminal table and progress.
+    assert "null hypercall / C baseline (a)" in run.stdout
+    for group in (Group.PYVMM, Group.BASELINE, Group.FASTPATH, Group.SPLIT):
+        assert f"-- {group.value}" in run.stdout
+    assert "[1/" in run.stderr
+
+
+def test_bench_only_runs_the_named_classes(tmp_path):
+    out = tmp_path / "b.json"
+    run = pyvmm("bench", "--quick", "--only", "send-1m", "--json", str(out), timeout=60)
+    assert run.returncode == 0, run
+    names = [r["name"] for r in json.loads(out.read_text())["results"]]
+    assert names == ["send-1m", BASELINE_A]  # the baseline comes along for the ratio
+
+
+def test_bench_unknown_class_is_a_one_line_error():
+    assert_one_line_error(pyvmm("bench", "--only", "nonesuch"), "no benchmark class 'nonesuch'")
+
+
+def test_bench_plot_without_matplotlib_says_so(tmp_path):
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert_one_line_error(pyvmm("bench", "--quick", "--plot", str(tmp_path / "p.png")), "matplotlib")
+    else:
+        run = pyvmm("bench", "--quick", "--only", "null", "--plot", str(tmp_path / "p.png"), timeout=60)
+        assert run.returncode == 0, run
+        assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def _rows(table: str) -> dict[str, list[str]]:
+    return {line.split()[0]: line.split()[1:] for line in table.splitlines() if line.strip()}
+
+
+def test_run_stats_counts_what_the_errno_guest_did(tmp_path):
+    """test=errno makes a known set of hypercalls: 13 SENDs (4 fail), NULL, an unknown
+    small and an unknown huge number (both -ENOSYS), and SHUTDOWN."""
+    out = tmp_path / "stats.json"
+    run = pyvmm("run", "--stats", "--stats-json", str(out), "--cmdline", "test=errno")
+    assert run.returncode == 0, run
+    assert "errno: ok" in run.stdout
+    rows = _rows(run.stderr)
+    expected = {"SEND": (13, 4), "NULL": (1, 0), "SHUTDOWN": (1, 0), "nr50": (1, 1), "nr>=64": (1, 1)}
+    for name, (count, errors) in expected.items():
+        assert rows[name][:2] == [str(count), str(errors)], (name, rows.get(name))
+    assert rows["IO"][0] == "17"  # every hypercall is one IO exit
+    doc = json.loads(out.read_text())
+    assert {k: (v["count"], v["errors"]) for k, v in doc["hypercalls"].items()} == expected
+    io = doc["exits"]["IO"]
+    assert io["count"] == 17 and io["kvm_run"]["min_ns"] > 0 and io["vmm"]["min_ns"] > 0
+
+
+def test_run_without_stats_prints_no_table():
+    run = pyvmm("run", "--cmdline", "test=errno")
+    assert run.returncode == 0 and run.stderr == "", run
