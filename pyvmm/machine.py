@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING
 
 from pyvmm.devices.console import Console
 from pyvmm.kvm import Cap, Kvm, KvmError, Vcpu
+from pyvmm.kvm.shadow import ShadowMmu, shadow_paging_in_use
 from pyvmm.loader import LoadedElf, read_elf
 from pyvmm.memory import GuestMemory
 from pyvmm.paravirt import abi
 from pyvmm.paravirt.abi import Layout
+from pyvmm.paravirt.address_spaces import AddressSpaceManager, install_address_spaces
 from pyvmm.paravirt.dispatcher import Dispatcher
 from pyvmm.paravirt.hypercalls import ChannelTable, install_core
 from pyvmm.x86 import boot
@@ -120,6 +122,11 @@ def _low_page_flags(gpa: int) -> int:
     return _RO_DATA  # boot info, GDT, page tables: read-only
 
 
+def _scratch_gpa(ram: int) -> int:
+    """Where the shadow-flush scratch slot goes: the next GiB boundary past RAM, and past 4 GiB."""
+    return max(ram, 4 << 30) + (1 << 30) & ~((1 << 30) - 1)
+
+
 class Machine:
     """One VM: memory, vCPUs, the hypercall dispatcher and its devices.
 
@@ -182,6 +189,12 @@ class Machine:
 
         self.dispatcher = Dispatcher()
         install_core(self.dispatcher, self)
+        # Address spaces (issue 4): the manager edits tables in the same VMM-owned pool.
+        shadow = ShadowMmu(self.vm, _scratch_gpa(mem.size)) if shadow_paging_in_use() else None
+        self.address_spaces = AddressSpaceManager(
+            mem, self.pt_pool, self.kernel_tables, nx=nx, reserved_end=Layout.RESERVED_END, machine=self, shadow=shadow
+        )
+        install_address_spaces(self.dispatcher, self.address_spaces)
 
         mmap_size = kvm.vcpu_mmap_size()
         for i in range(cfg.vcpus):
@@ -212,7 +225,7 @@ class Machine:
         info = abi.BootInfo(
             magic=abi.BOOT_INFO_MAGIC,
             abi_version=abi.ABI_VERSION,
-            features=int(abi.Feature.CONSOLE),
+            features=int(abi.Feature.CONSOLE | abi.Feature.ADDRESS_SPACES),
             mem_size=self.memory.size,
             cmdline=Layout.CMDLINE,
             cmdline_len=len(cmdline),
@@ -289,6 +302,9 @@ class Machine:
 
     def close(self) -> None:
         """Release vCPUs, the memslot, guest memory and the KVM fds."""
+        spaces = getattr(self, "address_spaces", None)
+        if spaces is not None:
+            spaces.close()
         for ctx in self.vcpus:
             ctx.vcpu.close()
         self.vcpus.clear()

@@ -84,6 +84,15 @@ def render() -> str:
         "",
         "/* Channel kinds */",
         *_enum("PVM_CHANNEL_", abi.ChannelKind),
+        "",
+        "/* Address spaces: prot bits, batch ops, page-fault error code, user window */",
+        *_enum("PVM_PROT_", abi.Prot),
+        *_enum("PVM_AS_OP_", abi.AsOpCode),
+        *_enum("PVM_PF_", abi.PfError),
+        f"#define PVM_AS_USER_BASE {abi.AS_USER_BASE:#x}ULL",
+        f"#define PVM_AS_USER_END {abi.AS_USER_END:#x}ULL",
+        f"#define PVM_AS_KERNEL_HANDLE {abi.AS_KERNEL_HANDLE}",
+        f"#define PVM_AS_BATCH_MAX {abi.AS_BATCH_MAX}",
     ]
     out += ["", "#ifndef __ASSEMBLER__", "#include <stdint.h>"]
     for cls in abi.C_STRUCTS:

@@ -27,6 +27,11 @@ class Pte(enum.IntFlag):
     DIRTY = 1 << 6
     HUGE = 1 << 7  # PS bit in a PD/PDPT entry
     GLOBAL = 1 << 8
+    # Bits 9-11 are ignored by the MMU and left to software; address spaces use them
+    # (see pyvmm.paravirt.address_spaces): no page-table walk by the CPU depends on them.
+    COW = 1 << 9  # shared by AS_CLONE: a write must copy the page first
+    SOFT_WRITE = 1 << 10  # with COW: the mapping is writable once copied
+    VMM_FRAME = 1 << 11  # the frame comes from the VMM's data-frame pool (refcounted)
     NO_EXECUTE = 1 << 63
 
 
@@ -73,6 +78,11 @@ class FramePool:
     def frames_in_use(self) -> int:
         return (self._next - self.start) // PAGE_4K - len(self._free)
 
+    @property
+    def available(self) -> int:
+        """Frames :meth:`alloc` can still hand out."""
+        return (self.end - self._next) // PAGE_4K + len(self._free)
+
 
 @dataclass(frozen=True, slots=True)
 class Translation:
@@ -83,6 +93,7 @@ class Translation:
     writable: bool
     user: bool
     executable: bool
+    flags: int = 0  # the leaf entry's flag bits (software bits included)
 
 
 def _index(va: int, shift: int) -> int:
@@ -163,9 +174,85 @@ class PageTables:
             if level == 3 or (level in (1, 2) and entry & Pte.HUGE):
                 size = 1 << shift
                 phys = (entry & ADDR_MASK & ~(size - 1)) | (va & (size - 1))
-                return Translation(phys, size, writable, user, executable)
+                return Translation(phys, size, writable, user, executable, entry & ~ADDR_MASK)
             table = entry & ADDR_MASK
         return None  # unreachable
+
+    # -- range operations (4 KiB leaves), for the address-space manager ---------
+    def leaf_entry_addr(self, va: int, create: bool = False) -> int | None:
+        """Address of the 4 KiB leaf entry for *va* (creating tables if asked); None if absent."""
+        return self._entry_addr(va, 3, create)
+
+    def table_entries(self, table: int) -> tuple[int, ...]:
+        return struct.unpack("<512Q", self.mem.read(table, PAGE_4K))
+
+    def iter_leaves(self, start: int, end: int):
+        """Yield ``(va, entry_addr, entry)`` for each present 4 KiB leaf in ``[start, end)``.
+
+        Large pages are skipped (only the kernel's identity map uses them).
+        """
+        if start < end:
+            yield from self._iter(self.root, 0, 0, start, end)
+
+    def _iter(self, table: int, level: int, base: int, start: int, end: int):
+        shift = _LEVEL_SHIFTS[level]
+        first = max(0, (start - base) >> shift)
+        last = min(511, (end - 1 - base) >> shift)
+        entries = self.table_entries(table)
+        for i in range(first, last + 1):
+            entry = entries[i]
+            if not entry & Pte.PRESENT:
+                continue
+            va = base + (i << shift)
+            if level == 3:
+                yield va, table + 8 * i, entry
+            elif not entry & Pte.HUGE:
+                yield from self._iter(entry & ADDR_MASK, level + 1, va, start, end)
+
+    def missing_tables(self, start: int, end: int) -> int:
+        """How many table frames mapping 4 KiB pages over ``[start, end)`` would allocate."""
+        if start >= end:
+            return 0
+        return self._missing(self.root, 0, 0, start, end)
+
+    def _missing(self, table: int, level: int, base: int, start: int, end: int) -> int:
+        if level == 3:
+            return 0
+        shift = _LEVEL_SHIFTS[level]
+        need = 0
+        for i in range((start - base) >> shift, ((end - 1 - base) >> shift) + 1):
+            lo = max(start, base + (i << shift))
+            hi = min(end, base + ((i + 1) << shift))
+            entry = self.mem.read_u64(table + 8 * i)
+            if entry & Pte.PRESENT:
+                if entry & Pte.HUGE:
+                    raise PagingError(f"{lo:#x} is already covered by a large page")
+                need += self._missing(entry & ADDR_MASK, level + 1, base + (i << shift), lo, hi)
+            else:
+                # A fresh subtree: one table per distinct block at each level below.
+                for sub in range(level, 3):
+                    s = _LEVEL_SHIFTS[sub]
+                    need += ((hi - 1) >> s) - (lo >> s) + 1
+        return need
+
+    def table_frames(self, slots: range) -> list[int]:
+        """Every table frame below the PML4 entries in *slots* (not the root itself)."""
+        frames: list[int] = []
+
+        def collect(table: int, level: int) -> None:
+            for entry in self.table_entries(table):
+                if entry & Pte.PRESENT and not entry & Pte.HUGE and level < 3:
+                    child = entry & ADDR_MASK
+                    frames.append(child)
+                    collect(child, level + 1)
+
+        root_entries = self.table_entries(self.root)
+        for slot in slots:
+            entry = root_entries[slot]
+            if entry & Pte.PRESENT:
+                frames.append(entry & ADDR_MASK)
+                collect(entry & ADDR_MASK, 1)
+        return frames
 
 
 def identity_map(
