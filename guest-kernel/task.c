@@ -30,7 +30,7 @@ static int initialised;
 static uint64_t kpage_next = KPAGES_START;
 static uint8_t kernel_stack[16384] __attribute__((aligned(16)));
 uint64_t kernel_stack_top;
-long report_a, report_b;
+long report_a, report_b, report_c;
 
 extern const char __utext_lma[], __utext_lma_end[]; /* kernel.ld */
 
@@ -270,6 +270,7 @@ void syscall_dispatch(struct trap_frame *tf)
     case SYS_REPORT:
         report_a = (long)tf->rdi;
         report_b = (long)tf->rsi;
+        report_c = (long)tf->rdx;
         tf->rax = 0;
         return;
     default:

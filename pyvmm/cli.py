@@ -37,11 +37,12 @@ def run(
     cmdline: Annotated[str, _option("cmdline")] = "",
     timeout: Annotated[Optional[float], _option("timeout")] = None,  # noqa: UP045
     vcpus: Annotated[int, _option("vcpus")] = 1,
+    stats: Annotated[bool, _option("stats")] = False,
 ) -> None:
     """Boot a guest, stream its console, and exit with its exit code."""
     from pyvmm.runner import run_guest
 
-    raise typer.Exit(run_guest(RunOptions(guest, memory, cmdline, timeout, vcpus)))
+    raise typer.Exit(run_guest(RunOptions(guest, memory, cmdline, timeout, vcpus, stats)))
 
 
 @app.command()

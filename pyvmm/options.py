@@ -25,6 +25,7 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("cmdline", ("--cmdline", "-c"), str, "Command line passed to the guest.", "TEXT"),
     OptionSpec("timeout", ("--timeout", "-t"), float, "Stop the guest after this many seconds (exit 124).", "SECS"),
     OptionSpec("vcpus", ("--vcpus",), int, "Number of vCPUs.", "N"),
+    OptionSpec("stats", ("--stats",), bool, "Print hypercall and address-space statistics at the end (stderr)."),
 )
 
 
@@ -35,6 +36,7 @@ class RunOptions:
     cmdline: str = ""
     timeout: float | None = None
     vcpus: int = 1
+    stats: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -50,6 +52,12 @@ def parse_run_fast(args: list[str]) -> RunOptions | None:
             spec = by_flag.get(flag)
             if spec is None:
                 return None
+            if spec.type is bool:  # a flag: no value
+                if eq:
+                    return None
+                setattr(opts, spec.name, True)
+                i += 1
+                continue
             if not eq:
                 if i + 1 >= len(args):
                     return None

@@ -33,7 +33,7 @@ extern struct task tasks[MAX_TASKS];
 /* SYSCALLs that arrived through the #PF fallback (see task.c). */
 extern int syscall_via_fault;
 /* Last SYS_REPORT numbers (benchmarks). */
-extern long report_a, report_b;
+extern long report_a, report_b, report_c;
 
 /* uentry.S */
 long uenter(struct trap_frame *tf);

@@ -12,7 +12,7 @@
 #define SYS_FORK 4     /* () -> child id in the parent, 0 in the child (COW clone) */
 #define SYS_GETPID 5   /* () -> task id */
 #define SYS_MPROTECT 6 /* (va, len, prot) -> 0 or -errno (AS_PROTECT on the caller's space) */
-#define SYS_REPORT 7   /* (a, b) -> 0; hands two numbers to the kernel (benchmarks) */
+#define SYS_REPORT 7   /* (a, b, c) -> 0; hands three numbers to the kernel (benchmarks) */
 
 /* User programs (rdi of the entry point); see user/programs.c. */
 #define U_HELLO 1

@@ -51,16 +51,22 @@ from pyvmm.paravirt.abi import (
     Prot,
 )
 from pyvmm.paravirt.dispatcher import Dispatcher, HypercallError
-from pyvmm.x86.paging import ADDR_MASK, PAGE_4K, FramePool, PageTables, Pte
+from pyvmm.x86.paging import ADDR_MASK, PAGE_4K, FramePool, PageTables, Pte, run_entries
 
 if TYPE_CHECKING:
     from pyvmm.kvm.shadow import ShadowMmu
     from pyvmm.machine import Machine, VcpuContext
 
 _PAGE_MASK = PAGE_4K - 1
+# Plain ints on the hot paths (IntFlag arithmetic costs microseconds a call).
+_P, _W, _U, _NX = int(Pte.PRESENT), int(Pte.WRITABLE), int(Pte.USER), int(Pte.NO_EXECUTE)
+_COW, _SW, _VMM = int(Pte.COW), int(Pte.SOFT_WRITE), int(Pte.VMM_FRAME)
+_R, _WR, _X, _US = int(Prot.READ), int(Prot.WRITE), int(Prot.EXEC), int(Prot.USER)
+_PF_W, _PF_U, _PF_I = int(PfError.WRITE), int(PfError.USER), int(PfError.FETCH)
 _USER_SLOTS = range(AS_USER_BASE >> 39, AS_USER_END >> 39)
 _ALL_PROT = int(Prot.READ | Prot.WRITE | Prot.EXEC | Prot.USER)
-_SOFT = int(Pte.COW | Pte.SOFT_WRITE | Pte.VMM_FRAME)
+_SOFT = _COW | _SW | _VMM
+_ACCESSED_DIRTY = int(Pte.ACCESSED | Pte.DIRTY)
 _OP = struct.Struct("<IIQQQq")  # struct pvm_as_op
 MAX_SPACES = 1024  # live address spaces per VM
 MAX_REGIONS = 64  # lazy ranges per space
@@ -109,7 +115,7 @@ class Region:
 
     start: int
     end: int
-    prot: Prot
+    prot: int  # Prot bits
 
 
 #: ``pager(handle, va) -> bytes | None``: the page's contents (up to 4 KiB), or None to refuse.
@@ -120,7 +126,7 @@ PagerFn = Callable[[int, int], "bytes | None"]
 class Pager:
     start: int
     end: int
-    prot: Prot
+    prot: int  # Prot bits
     fn: PagerFn
     handle: int | None  # None: every space
 
@@ -208,27 +214,27 @@ def _check_range(va: int, length: int) -> None:
         raise HypercallError(Errno.EINVAL, f"[{va:#x}, +{length:#x}) is outside the user window")
 
 
-def _check_prot(prot: int) -> Prot:
-    if prot & ~_ALL_PROT or not prot & Prot.READ:
+def _check_prot(prot: int) -> int:
+    if prot & ~_ALL_PROT or not prot & _R:
         raise HypercallError(Errno.EINVAL, f"bad prot {prot:#x}")
-    return Prot(prot)
+    return prot
 
 
 def _allows(entry: int, err: int) -> bool:
     """Does present leaf *entry* permit the access described by page-fault error code *err*?"""
-    if err & PfError.WRITE and not entry & Pte.WRITABLE:
+    if err & _PF_W and not entry & _W:
         return False
-    if err & PfError.USER and not entry & Pte.USER:
+    if err & _PF_U and not entry & _U:
         return False
-    return not (err & PfError.FETCH and entry & Pte.NO_EXECUTE)
+    return not (err & _PF_I and entry & _NX)
 
 
 def _prot_allows(prot: int, err: int) -> bool:
-    if err & PfError.WRITE and not prot & Prot.WRITE:
+    if err & _PF_W and not prot & _WR:
         return False
-    if err & PfError.USER and not prot & Prot.USER:
+    if err & _PF_U and not prot & _US:
         return False
-    return not (err & PfError.FETCH and not prot & Prot.EXEC)
+    return not (err & _PF_I and not prot & _X)
 
 
 class AddressSpaceManager:
@@ -255,7 +261,7 @@ class AddressSpaceManager:
         self.kernel_root = kernel_tables.root
         self.reserved_end = reserved_end
         self.machine = machine
-        self.nx_bit = int(Pte.NO_EXECUTE) if nx else 0
+        self.nx_bit = int(_NX) if nx else 0
         self.lock = threading.Lock()
         self.spaces: dict[int, AddressSpace] = {}
         self.history: dict[int, SpaceStats] = {}
@@ -274,7 +280,7 @@ class AddressSpaceManager:
 
     # -- host-side API -----------------------------------------------------------
     def add_pager(
-        self, start: int, length: int, fn: PagerFn, prot: Prot = Prot.READ | Prot.USER, handle: int | None = None
+        self, start: int, length: int, fn: PagerFn, prot: int = _R | _US, handle: int | None = None
     ) -> None:
         """Serve not-present faults in ``[start, start+length)`` with ``fn(handle, va)``.
 
@@ -285,7 +291,7 @@ class AddressSpaceManager:
         _check_range(start, length)
         _check_prot(prot)
         with self.lock:
-            self.pagers.append(Pager(start, start + length, Prot(prot), fn, handle))
+            self.pagers.append(Pager(start, start + length, prot, fn, handle))
 
     def stats(self) -> dict[int, SpaceStats]:
         """Metrics of every space this VM created, destroyed ones included."""
@@ -310,12 +316,12 @@ class AddressSpaceManager:
         return space
 
     def _flags(self, prot: int) -> int:
-        flags = int(Pte.PRESENT)
-        if prot & Prot.WRITE:
-            flags |= Pte.WRITABLE
-        if prot & Prot.USER:
-            flags |= Pte.USER
-        if not prot & Prot.EXEC:
+        flags = int(_P)
+        if prot & _WR:
+            flags |= _W
+        if prot & _US:
+            flags |= _U
+        if not prot & _X:
             flags |= self.nx_bit
         return flags
 
@@ -330,7 +336,7 @@ class AddressSpaceManager:
         """EEXIST unless ``[va, end)`` has no present page and no lazy range."""
         if any(r.start < end and va < r.end for r in space.regions):
             raise HypercallError(Errno.EEXIST, "range overlaps a lazy range")
-        for _ in space.tables.iter_leaves(va, end):
+        if space.tables.any_present(va, end):
             raise HypercallError(Errno.EEXIST, "range already mapped")
 
     def _reserve_tables(self, space: AddressSpace, va: int, end: int) -> None:
@@ -369,26 +375,27 @@ class AddressSpaceManager:
             index = (cur >> 12) & 511
             count = min(512 - index, n - done)
             addr = tables.leaf_entry_addr(cur, create=True)
-            base = first_entry + done * PAGE_4K
-            mem.write(addr, struct.pack(f"<{count}Q", *range(base, base + count * PAGE_4K, PAGE_4K)))
+            mem.write(addr, run_entries(first_entry + done * PAGE_4K, count))
             done += count
 
     def _release(self, entry: int) -> None:
         """Drop the references a leaf held (its COW share, its donated frame)."""
         frame = entry & ADDR_MASK
-        if entry & Pte.COW:
+        if entry & _COW:
             n = self.cow_refs[frame] - 1
             if n:
                 self.cow_refs[frame] = n
             else:
                 del self.cow_refs[frame]
-        if entry & Pte.VMM_FRAME:
+        if entry & _VMM:
             self.frames.unref(frame)
 
-    def _map_leaf(self, space: AddressSpace, va: int, entry: int) -> None:
-        addr = space.tables.leaf_entry_addr(va, create=True)
-        self.memory.write_u64(addr, entry)
-        space.stats.pages_mapped += 1
+    def _leaf_for_new_page(self, space: AddressSpace, va: int, addr: int | None) -> int:
+        """The leaf entry address for *va*, creating its tables (all-or-nothing) if absent."""
+        if addr is None:
+            self._reserve_tables(space, va, va + PAGE_4K)
+            addr = space.tables.leaf_entry_addr(va, create=True)
+        return addr
 
     # -- the operations (each returns True when loaded vCPUs must reload CR3) -------
     def _map(self, space: AddressSpace, va: int, gpa: int, length: int, prot: int) -> bool:
@@ -433,17 +440,17 @@ class AddressSpaceManager:
         mem = self.memory
         changed = False
         for _, addr, entry in list(space.tables.iter_leaves(va, end)):
-            keep = entry & (ADDR_MASK | Pte.COW | Pte.VMM_FRAME | Pte.ACCESSED | Pte.DIRTY)
-            if entry & Pte.COW:
+            keep = entry & (ADDR_MASK | _COW | _VMM | _ACCESSED_DIRTY)
+            if entry & _COW:
                 # Still shared: writable only after the copy (the write fault does it).
-                new = keep | (flags & ~Pte.WRITABLE) | (Pte.SOFT_WRITE if prot & Prot.WRITE else 0)
+                new = keep | (flags & ~_W) | (_SW if prot & _WR else 0)
             else:
                 new = keep | flags
             if new != entry:
                 mem.write_u64(addr, new)
                 changed = True
-                lost = entry & ~new & (Pte.WRITABLE | Pte.USER)
-                self._zap |= bool(lost or new & ~entry & Pte.NO_EXECUTE)
+                lost = entry & ~new & (_W | _U)
+                self._zap |= bool(lost or new & ~entry & _NX)
         return changed
 
     def _lazy(self, space: AddressSpace, va: int, length: int, prot: int) -> bool:
@@ -620,7 +627,7 @@ class AddressSpaceManager:
         changed = False
         for i in slots:
             entry = entries[i]
-            if not entry & Pte.PRESENT:
+            if not entry & _P:
                 continue
             if level < 3:
                 child = self.pt_pool.alloc()
@@ -628,17 +635,17 @@ class AddressSpaceManager:
                 changed |= self._clone_level(entry & ADDR_MASK, child, level + 1, range(512))
                 continue
             frame = entry & ADDR_MASK
-            if entry & Pte.COW:
+            if entry & _COW:
                 self.cow_refs[frame] += 1
                 shared = entry
             else:
                 self.cow_refs[frame] = self.cow_refs.get(frame, 0) + 2
-                shared = entry | Pte.COW
-                if entry & Pte.WRITABLE:
-                    shared = (shared & ~Pte.WRITABLE) | Pte.SOFT_WRITE
+                shared = entry | _COW
+                if entry & _W:
+                    shared = (shared & ~_W) | _SW
                 entries[i] = shared
                 changed = True
-            if entry & Pte.VMM_FRAME:
+            if entry & _VMM:
                 self.frames.ref(frame)
             out[i] = shared
         if changed:
@@ -673,9 +680,9 @@ class AddressSpaceManager:
             raise HypercallError(Errno.EFAULT, f"fault at {va:#x} outside the user window")
         addr = space.tables.leaf_entry_addr(va)
         entry = self.memory.read_u64(addr) if addr is not None else 0
-        if entry & Pte.PRESENT:
-            if err & PfError.WRITE and entry & Pte.COW and entry & Pte.SOFT_WRITE:
-                if not _allows(entry | Pte.WRITABLE, err):
+        if entry & _P:
+            if err & _PF_W and entry & _COW and entry & _SW:
+                if not _allows(entry | _W, err):
                     raise HypercallError(Errno.EFAULT, "access not permitted")
                 return self._break_cow(addr, entry), True
             if _allows(entry, err):
@@ -685,28 +692,30 @@ class AddressSpaceManager:
             if r.start <= va < r.end:
                 if not _prot_allows(r.prot, err):
                     raise HypercallError(Errno.EFAULT, "access not permitted by the lazy range")
-                self._reserve_tables(space, va, va + PAGE_4K)
+                addr = self._leaf_for_new_page(space, va, addr)
                 frame = self.frames.alloc()
-                self._map_leaf(space, va, frame | self._flags(r.prot) | Pte.VMM_FRAME)
+                self.memory.write_u64(addr, frame | self._flags(r.prot) | _VMM)
+                space.stats.pages_mapped += 1
                 return FaultKind.DEMAND_ZERO, False
         for p in self.pagers:
             if p.start <= va < p.end and p.handle in (None, space.handle):
                 if not _prot_allows(p.prot, err):
                     raise HypercallError(Errno.EFAULT, "access not permitted by the pager range")
-                self._reserve_tables(space, va, va + PAGE_4K)
+                addr = self._leaf_for_new_page(space, va, addr)
                 data = p.fn(space.handle, va)
                 if data is None:
                     raise HypercallError(Errno.EFAULT, "the pager refused")
                 frame = self.frames.alloc()
                 self.memory.write(frame, bytes(data[:PAGE_4K]))
-                self._map_leaf(space, va, frame | self._flags(p.prot) | Pte.VMM_FRAME)
+                self.memory.write_u64(addr, frame | self._flags(p.prot) | _VMM)
+                space.stats.pages_mapped += 1
                 return FaultKind.PAGER, False
         raise HypercallError(Errno.EFAULT, f"no mapping at {va:#x}")
 
     def _break_cow(self, addr: int, entry: int) -> FaultKind:
         frame = entry & ADDR_MASK
-        flags = (entry & ~ADDR_MASK & ~_SOFT) | Pte.WRITABLE
-        owned = entry & Pte.VMM_FRAME
+        flags = (entry & ~ADDR_MASK & ~_SOFT) | _W
+        owned = entry & _VMM
         if self.cow_refs[frame] == 1 and (not owned or self.frames.refs[frame] == 1):
             del self.cow_refs[frame]  # the last sharer keeps the frame
             self.memory.write_u64(addr, frame | flags | owned)
@@ -714,7 +723,7 @@ class AddressSpaceManager:
         new = self.frames.alloc(zero=False)
         self.memory.write(new, self.memory.read(frame, PAGE_4K))
         self._release(entry)
-        self.memory.write_u64(addr, new | flags | Pte.VMM_FRAME)
+        self.memory.write_u64(addr, new | flags | _VMM)
         return FaultKind.COW_COPY
 
     def as_donate(self, ctx: VcpuContext, gpa: int, length: int) -> int:

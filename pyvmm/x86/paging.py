@@ -7,6 +7,7 @@ frame allocator), so unit tests can walk what was built in Python.
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 from dataclasses import dataclass
 from typing import Protocol
@@ -33,6 +34,35 @@ class Pte(enum.IntFlag):
     SOFT_WRITE = 1 << 10  # with COW: the mapping is writable once copied
     VMM_FRAME = 1 << 11  # the frame comes from the VMM's data-frame pool (refcounted)
     NO_EXECUTE = 1 << 63
+
+
+# Plain ints for the hot paths: IntFlag arithmetic costs microseconds a call.
+_PRESENT = int(Pte.PRESENT)
+_HUGE = int(Pte.HUGE)
+_TABLE = int(Pte.PRESENT | Pte.WRITABLE | Pte.USER)
+
+
+@functools.cache
+def _lanes(count: int) -> tuple[int, int]:
+    """(1 in each of *count* 64-bit lanes, i*4096 in lane i), as big ints."""
+    ones = int.from_bytes(struct.pack("<Q", 1) * count, "little")
+    steps = int.from_bytes(struct.pack(f"<{count}Q", *range(0, count * PAGE_4K, PAGE_4K)), "little")
+    return ones, steps
+
+
+def run_entries(first: int, count: int) -> bytes:
+    """*count* little-endian u64 entries ``first + i*4096``: one big-int multiply-add, not a loop.
+
+    No lane carries into the next: an entry stays below 2**64 (frames below 2**52).
+    """
+    ones, steps = _lanes(count)
+    return (first * ones + steps).to_bytes(8 * count, "little")
+
+
+def any_present(raw: bytes) -> bool:
+    """Does any u64 entry in *raw* have its PRESENT bit set?"""
+    count = len(raw) // 8
+    return bool(int.from_bytes(raw[::8], "little") & int.from_bytes(b"\x01" * count, "little"))
 
 
 class PageMemory(Protocol):
@@ -126,15 +156,15 @@ class PageTables:
         for level in range(leaf_level):
             addr = table + 8 * _index(va, _LEVEL_SHIFTS[level])
             entry = self.mem.read_u64(addr)
-            if not entry & Pte.PRESENT:
+            if not entry & _PRESENT:
                 if not create:
                     return None
                 if self.pool is None:
                     raise PagingError("read-only page-table view")
                 new = self.pool.alloc()
-                self.mem.write_u64(addr, new | self._TABLE_FLAGS)
+                self.mem.write_u64(addr, new | _TABLE)
                 table = new
-            elif entry & Pte.HUGE:
+            elif entry & _HUGE:
                 raise PagingError(f"{va:#x} is already covered by a large page")
             else:
                 table = entry & ADDR_MASK
@@ -155,7 +185,7 @@ class PageTables:
     def unmap_page(self, va: int) -> bool:
         """Clear the 4 KiB leaf for *va*; False if it was not mapped."""
         addr = self._entry_addr(va, 3, create=False)
-        if addr is None or not self.mem.read_u64(addr) & Pte.PRESENT:
+        if addr is None or not self.mem.read_u64(addr) & _PRESENT:
             return False
         self.mem.write_u64(addr, 0)
         return True
@@ -166,12 +196,12 @@ class PageTables:
         writable = user = executable = True
         for level, shift in enumerate(_LEVEL_SHIFTS):
             entry = self.mem.read_u64(table + 8 * _index(va, shift))
-            if not entry & Pte.PRESENT:
+            if not entry & _PRESENT:
                 return None
             writable &= bool(entry & Pte.WRITABLE)
             user &= bool(entry & Pte.USER)
             executable &= not entry & Pte.NO_EXECUTE
-            if level == 3 or (level in (1, 2) and entry & Pte.HUGE):
+            if level == 3 or (level in (1, 2) and entry & _HUGE):
                 size = 1 << shift
                 phys = (entry & ADDR_MASK & ~(size - 1)) | (va & (size - 1))
                 return Translation(phys, size, writable, user, executable, entry & ~ADDR_MASK)
@@ -198,16 +228,40 @@ class PageTables:
         shift = _LEVEL_SHIFTS[level]
         first = max(0, (start - base) >> shift)
         last = min(511, (end - 1 - base) >> shift)
-        entries = self.table_entries(table)
+        count = last - first + 1
+        entries = struct.unpack(f"<{count}Q", self.mem.read(table + 8 * first, 8 * count))
         for i in range(first, last + 1):
-            entry = entries[i]
-            if not entry & Pte.PRESENT:
+            entry = entries[i - first]
+            if not entry & _PRESENT:
                 continue
             va = base + (i << shift)
             if level == 3:
                 yield va, table + 8 * i, entry
-            elif not entry & Pte.HUGE:
+            elif not entry & _HUGE:
                 yield from self._iter(entry & ADDR_MASK, level + 1, va, start, end)
+
+    def any_present(self, start: int, end: int) -> bool:
+        """Is any 4 KiB page in ``[start, end)`` mapped? Skips absent subtrees whole."""
+        va = start
+        while va < end:
+            table = self.root
+            for level in range(3):
+                entry = self.mem.read_u64(table + 8 * _index(va, _LEVEL_SHIFTS[level]))
+                if not entry & _PRESENT:
+                    break
+                if entry & _HUGE:
+                    return True
+                table = entry & ADDR_MASK
+            else:  # a page table: look at the entries in range
+                index = _index(va, 12)
+                count = min(512 - index, (end - va) >> 12)
+                if any_present(self.mem.read(table + 8 * index, 8 * count)):
+                    return True
+                va += count << 12
+                continue
+            shift = _LEVEL_SHIFTS[level]  # nothing below this absent entry
+            va = ((va >> shift) + 1) << shift
+        return False
 
     def missing_tables(self, start: int, end: int) -> int:
         """How many table frames mapping 4 KiB pages over ``[start, end)`` would allocate."""
@@ -224,8 +278,8 @@ class PageTables:
             lo = max(start, base + (i << shift))
             hi = min(end, base + ((i + 1) << shift))
             entry = self.mem.read_u64(table + 8 * i)
-            if entry & Pte.PRESENT:
-                if entry & Pte.HUGE:
+            if entry & _PRESENT:
+                if entry & _HUGE:
                     raise PagingError(f"{lo:#x} is already covered by a large page")
                 need += self._missing(entry & ADDR_MASK, level + 1, base + (i << shift), lo, hi)
             else:
@@ -241,7 +295,7 @@ class PageTables:
 
         def collect(table: int, level: int) -> None:
             for entry in self.table_entries(table):
-                if entry & Pte.PRESENT and not entry & Pte.HUGE and level < 3:
+                if entry & _PRESENT and not entry & _HUGE and level < 3:
                     child = entry & ADDR_MASK
                     frames.append(child)
                     collect(child, level + 1)
@@ -249,7 +303,7 @@ class PageTables:
         root_entries = self.table_entries(self.root)
         for slot in slots:
             entry = root_entries[slot]
-            if entry & Pte.PRESENT:
+            if entry & _PRESENT:
                 frames.append(entry & ADDR_MASK)
                 collect(entry & ADDR_MASK, 1)
         return frames
