@@ -114,9 +114,9 @@ void task_init(void)
     uint64_t end = boot_info->mem_size - (1ULL << 20);
     if (end > DONATE_START + DONATE_MAX)
         end = DONATE_START + DONATE_MAX;
-    long r = as_donate(DONATE_START, end - DONATE_START);
+    long r = end > DONATE_START ? as_donate(DONATE_START, end - DONATE_START) : -PVM_ENOMEM;
     if (r < 0)
-        kprintf("task: AS_DONATE failed: %ld\n", r);
+        kprintf("task: no frames donated for demand paging (%ld): needs more than 9 MiB of RAM\n", r);
 }
 
 struct task *task_spawn(const char *name, long prog, long arg)

@@ -279,9 +279,7 @@ class AddressSpaceManager:
             self.shadow.close()
 
     # -- host-side API -----------------------------------------------------------
-    def add_pager(
-        self, start: int, length: int, fn: PagerFn, prot: int = _R | _US, handle: int | None = None
-    ) -> None:
+    def add_pager(self, start: int, length: int, fn: PagerFn, prot: int = _R | _US, handle: int | None = None) -> None:
         """Serve not-present faults in ``[start, start+length)`` with ``fn(handle, va)``.
 
         Applies to every space, or to *handle* only. ``fn`` returns the page's
