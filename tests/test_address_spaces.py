@@ -269,3 +269,27 @@ def test_donated_frames_run_out(vm):
     vm.m.as_call(vm.ctx, vm.m._unmap, h, VA, PAGE_4K)  # gives a frame back
     assert vm.m.page_fault(vm.ctx, h, VA + 1024 * PAGE_4K, W_USER, 0) == 0
     assert _tables(vm, h).translate(VA + 1024 * PAGE_4K).phys & ADDR_MASK >= DONATED[0]
+
+
+def test_batch_of_scattered_pages_is_one_pass_with_exact_failure_index(vm):
+    import struct
+
+    h = vm.m.as_create(vm.ctx)
+    ops_gpa = 0x400000
+    n = 64
+    entries = [(AsOpCode.MAP, RW, VA + i * PAGE_4K, 0x300000 + (n - 1 - i) * PAGE_4K, PAGE_4K) for i in range(n)]
+    entries[40] = (AsOpCode.MAP, RW, VA + 3 * PAGE_4K, 0x380000, PAGE_4K)  # the same va as entry 3
+    vm.mem.write(ops_gpa, b"".join(struct.pack("<IIQQQq", *e, 77) for e in entries))
+    assert vm.m.as_batch(vm.ctx, h, ops_gpa, n) == 40
+    assert struct.unpack_from("<q", vm.mem.read(ops_gpa + 40 * 40 + 32, 8))[0] == -Errno.EEXIST
+    t = _tables(vm, h)
+    assert [t.translate(VA + i * PAGE_4K).phys for i in range(40)] == [
+        0x300000 + (n - 1 - i) * PAGE_4K for i in range(40)
+    ]
+    assert t.translate(VA + 41 * PAGE_4K) is None
+    vm.m.as_call(vm.ctx, vm.m._unmap, h, VA, n * PAGE_4K)
+    entries[40] = (AsOpCode.MAP, RW, VA + 40 * PAGE_4K, 0x300000 + 23 * PAGE_4K, PAGE_4K)
+    vm.mem.write(ops_gpa, b"".join(struct.pack("<IIQQQq", *e, 77) for e in entries))
+    assert vm.m.as_batch(vm.ctx, h, ops_gpa, n) == n
+    assert t.translate(VA + (n - 1) * PAGE_4K).phys == 0x300000
+    assert vm.m.spaces[h].stats.pages_mapped == n
