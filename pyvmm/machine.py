@@ -20,10 +20,12 @@ from pyvmm.devices.console import Console
 from pyvmm.devices.spec import ChannelSpec, DeviceError, open_device
 from pyvmm.devices.timer import TimerService
 from pyvmm.kvm import Cap, Kvm, KvmError, Vcpu
+from pyvmm.kvm.shadow import ShadowMmu, shadow_paging_in_use
 from pyvmm.loader import LoadedElf, read_elf
 from pyvmm.memory import GuestMemory
 from pyvmm.paravirt import abi
 from pyvmm.paravirt.abi import Layout
+from pyvmm.paravirt.address_spaces import AddressSpaceManager, install_address_spaces
 from pyvmm.paravirt.channel_calls import install_channel_calls
 from pyvmm.paravirt.dispatcher import Dispatcher
 from pyvmm.paravirt.events import EventChannels, install_events
@@ -142,6 +144,11 @@ def _low_page_flags(gpa: int) -> int:
     return _RO_DATA  # boot info, GDT, page tables: read-only
 
 
+def _scratch_gpa(ram: int) -> int:
+    """Where the shadow-flush scratch slot goes: the next GiB boundary past RAM, and past 4 GiB."""
+    return max(ram, 4 << 30) + (1 << 30) & ~((1 << 30) - 1)
+
+
 class Machine:
     """One VM: memory, vCPUs, the hypercall dispatcher and its devices.
 
@@ -230,6 +237,12 @@ class Machine:
         install_sched(self.dispatcher, self)
         install_multicall(self.dispatcher, self)
         install_channel_calls(self.dispatcher, self)
+        # Address spaces (issue 4): the manager edits tables in the same VMM-owned pool.
+        shadow = ShadowMmu(self.vm, _scratch_gpa(mem.size)) if shadow_paging_in_use() else None
+        self.address_spaces = AddressSpaceManager(
+            mem, self.pt_pool, self.kernel_tables, nx=nx, reserved_end=Layout.RESERVED_END, machine=self, shadow=shadow
+        )
+        install_address_spaces(self.dispatcher, self.address_spaces)
 
         mmap_size = kvm.vcpu_mmap_size()
         for i in range(cfg.vcpus):
@@ -261,7 +274,12 @@ class Machine:
             magic=abi.BOOT_INFO_MAGIC,
             abi_version=abi.ABI_VERSION,
             features=int(
-                abi.Feature.CONSOLE | abi.Feature.EVENTS | abi.Feature.TIMER | abi.Feature.SMP | abi.Feature.MULTICALL
+                abi.Feature.CONSOLE
+                | abi.Feature.EVENTS
+                | abi.Feature.TIMER
+                | abi.Feature.SMP
+                | abi.Feature.MULTICALL
+                | abi.Feature.ADDRESS_SPACES
             ),
             mem_size=self.memory.size,
             cmdline=Layout.CMDLINE,
@@ -411,6 +429,9 @@ class Machine:
         events = getattr(self, "events", None)
         if events is not None and events.shared is not None:
             events.close()
+        spaces = getattr(self, "address_spaces", None)
+        if spaces is not None:
+            spaces.close()
         for ctx in self.vcpus:
             ctx.vcpu.close()
         self.vcpus.clear()

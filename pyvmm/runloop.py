@@ -98,7 +98,7 @@ def run_loop(ctx: VcpuContext) -> str | None:
                 machine.times.first_hypercall = time.monotonic_ns()
                 seen_first = True
             regs.rax = dispatch(ctx, regs.rax, regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8)
-            run.kvm_dirty_regs = dirty
+            run.kvm_dirty_regs |= dirty  # |=: AS_SWITCH may have marked the sregs dirty too
             continue
         reason = handle_slow_exit(ctx)
         if reason is not None:

@@ -26,6 +26,16 @@ def fail(message: str) -> int:
     return EXIT_USAGE
 
 
+def format_stats(machine) -> str:
+    """``--stats``: hypercalls by number, then the address spaces (pages, faults by kind)."""
+    from pyvmm.paravirt.abi import Hypercall
+
+    counts = machine.dispatcher.counts
+    names = {int(h): h.name for h in Hypercall}
+    calls = " ".join(f"{names.get(nr, nr)}={n}" for nr, n in enumerate(counts) if n)
+    return f"pyvmm: stats: hypercalls: {calls or 'none'}\npyvmm: stats: {machine.address_spaces.format_stats()}"
+
+
 def run_guest(opts: RunOptions) -> int:
     from pyvmm.guest import GuestBuildError, bundled_kernel
     from pyvmm.kvm import KvmError
@@ -80,6 +90,8 @@ def run_guest(opts: RunOptions) -> int:
         status = _report_stats(machine.metrics, opts)
         if status:
             return status
+    if opts.stats:
+        print(format_stats(machine), file=sys.stderr)
     if result.reason is StopReason.CRASH and result.crash is not None:
         print(result.crash.format(), file=sys.stderr)
     elif result.reason is StopReason.TIMEOUT:

@@ -92,7 +92,7 @@ def run_loop_stats(ctx: VcpuContext) -> str | None:
                 add(io_vmm, t2 - t1)
                 raise
             regs.rax = result
-            run.kvm_dirty_regs = dirty
+            run.kvm_dirty_regs |= dirty
             t2 = clock()
             add(hc_aggs[slot], t2 - th)
             if result & _NEGATIVE:

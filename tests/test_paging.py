@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from pyvmm.memory import GuestMemory
@@ -69,3 +71,31 @@ def test_read_only_view_cannot_map(mem):
     view = PageTables(mem, None, root=built.root)
     with pytest.raises(PagingError):
         view.map_page(0x1000, 0x1000, Pte.PRESENT)
+
+
+def test_run_entries_and_any_present():
+    from pyvmm.x86.paging import any_present, run_entries
+
+    raw = run_entries(0x300000 | 7, 4)
+    assert struct.unpack("<4Q", raw) == (0x300007, 0x301007, 0x302007, 0x303007)
+    nx = run_entries(0x300000 | 1 | (1 << 63), 2)
+    assert struct.unpack("<2Q", nx) == (0x300001 | 1 << 63, 0x301001 | 1 << 63)
+    assert not any_present(bytes(8 * 5))
+    assert any_present(bytes(8 * 4) + struct.pack("<Q", 0x1001))
+
+
+def test_range_walks(mem):
+    pool = FramePool(mem, 0x10000, 0x40000)
+    pt = PageTables(mem, pool)
+    base = 0x0000_0080_0000_0000
+    assert pt.missing_tables(base, base + PAGE_4K) == 3  # PDPT, PD, PT
+    assert pt.missing_tables(base, base + 2 * PAGE_2M) == 4  # two PTs
+    pt.map_page(base + 0x5000, 0x300000, Pte.PRESENT | Pte.USER)
+    pt.map_page(base + PAGE_2M, 0x301000, Pte.PRESENT)
+    assert pt.missing_tables(base, base + 2 * PAGE_2M) == 0
+    assert not pt.any_present(base, base + 0x5000)
+    assert pt.any_present(base, base + 0x6000)
+    assert not pt.any_present(base + (1 << 39), 1 << 46)  # absent subtrees are skipped whole
+    leaves = [(va, entry & ~0xFFF) for va, _, entry in pt.iter_leaves(base, base + (1 << 30))]
+    assert leaves == [(base + 0x5000, 0x300000 | 0), (base + PAGE_2M, 0x301000)]
+    assert len(pt.table_frames(range(1, 256))) == 4  # PDPT, PD, two PTs

@@ -39,6 +39,17 @@
 #define PVM_HC_EVENT_CLOSE 0xc
 #define PVM_HC_CHANNEL_FLUSH 0xd
 #define PVM_HC_CHANNEL_INFO 0xe
+#define PVM_HC_AS_CREATE 0x20
+#define PVM_HC_AS_DESTROY 0x21
+#define PVM_HC_AS_MAP 0x22
+#define PVM_HC_AS_UNMAP 0x23
+#define PVM_HC_AS_PROTECT 0x24
+#define PVM_HC_AS_SWITCH 0x25
+#define PVM_HC_AS_CLONE 0x26
+#define PVM_HC_AS_MAP_BATCH 0x27
+#define PVM_HC_AS_LAZY 0x28
+#define PVM_HC_PAGE_FAULT 0x29
+#define PVM_HC_AS_DONATE 0x2a
 
 /* Error numbers: a failing hypercall returns -PVM_E* */
 #define PVM_EPERM 1
@@ -92,6 +103,25 @@
 #define PVM_CHAN_WRITABLE 0x2
 #define PVM_CHAN_CONNECTED 0x4
 #define PVM_CHAN_CLOSED 0x8
+
+/* Address spaces: prot bits, batch ops, page-fault error code, user window */
+#define PVM_PROT_READ 0x1
+#define PVM_PROT_WRITE 0x2
+#define PVM_PROT_EXEC 0x4
+#define PVM_PROT_USER 0x8
+#define PVM_AS_OP_MAP 0x1
+#define PVM_AS_OP_UNMAP 0x2
+#define PVM_AS_OP_PROTECT 0x3
+#define PVM_AS_OP_LAZY 0x4
+#define PVM_PF_PRESENT 0x1
+#define PVM_PF_WRITE 0x2
+#define PVM_PF_USER 0x4
+#define PVM_PF_RSVD 0x8
+#define PVM_PF_FETCH 0x10
+#define PVM_AS_USER_BASE 0x8000000000ULL
+#define PVM_AS_USER_END 0x800000000000ULL
+#define PVM_AS_KERNEL_HANDLE 0
+#define PVM_AS_BATCH_MAX 4096
 
 #ifndef __ASSEMBLER__
 #include <stdint.h>
@@ -185,6 +215,22 @@ _Static_assert(sizeof(struct pvm_channel_stat) == 16, "ABI size");
 _Static_assert(__builtin_offsetof(struct pvm_channel_stat, kind) == 0, "ABI offset");
 _Static_assert(__builtin_offsetof(struct pvm_channel_stat, flags) == 4, "ABI offset");
 _Static_assert(__builtin_offsetof(struct pvm_channel_stat, size) == 8, "ABI offset");
+
+struct pvm_as_op {
+    uint32_t op;
+    uint32_t prot;
+    uint64_t va;
+    uint64_t gpa;
+    uint64_t len;
+    int64_t result;
+};
+_Static_assert(sizeof(struct pvm_as_op) == 40, "ABI size");
+_Static_assert(__builtin_offsetof(struct pvm_as_op, op) == 0, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_as_op, prot) == 4, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_as_op, va) == 8, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_as_op, gpa) == 16, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_as_op, len) == 24, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_as_op, result) == 32, "ABI offset");
 #endif /* __ASSEMBLER__ */
 
 #endif /* PYVMM_ABI_H */

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
-from ctypes import c_char, c_uint32, c_uint64
+from ctypes import c_char, c_int64, c_uint32, c_uint64
 
 ABI_VERSION_MAJOR = 1
 ABI_VERSION_MINOR = 0
@@ -64,6 +64,18 @@ class Hypercall(enum.IntEnum):
     EVENT_CLOSE = 12  # (port) -> 0
     CHANNEL_FLUSH = 13  # (handle) -> 0 once written data is durable
     CHANNEL_INFO = 14  # (handle, info_gpa) -> 0, fills struct pvm_channel_stat
+    # 32-47: address spaces (pagetable-set); see docs/abi.md "Address spaces".
+    AS_CREATE = 32  # () -> handle
+    AS_DESTROY = 33  # (handle) -> 0; -EBUSY while loaded on a vCPU
+    AS_MAP = 34  # (handle, va, gpa, len, prot) -> 0
+    AS_UNMAP = 35  # (handle, va, len) -> 0
+    AS_PROTECT = 36  # (handle, va, len, prot) -> 0
+    AS_SWITCH = 37  # (handle) -> 0; loads the space on the calling vCPU (handle 0: the boot space)
+    AS_CLONE = 38  # (handle) -> new handle sharing the user pages copy-on-write
+    AS_MAP_BATCH = 39  # (handle, ops_gpa, count) -> ops done; struct pvm_as_op[count], result per entry
+    AS_LAZY = 40  # (handle, va, len, prot) -> 0; a demand-zero range
+    PAGE_FAULT = 41  # (handle, va, error_code, rip) -> 0 "retry", -EFAULT "refused", -ENOMEM
+    AS_DONATE = 42  # (gpa, len) -> 0; guest RAM handed to the VMM for demand-zero and COW frames
 
 
 class Errno(enum.IntEnum):
@@ -100,6 +112,57 @@ class Feature(enum.IntFlag):
     BLOCK_DEVICE = 1 << 5  # block channels (--disk)
     INTER_VM = 1 << 6  # stream channels to another VM (--channel)
     ADDRESS_SPACES = 1 << 7  # pagetable-set calls and page-fault forwarding
+
+
+class Prot(enum.IntFlag):
+    """Protection of an address-space mapping (``prot`` of AS_MAP, AS_PROTECT, AS_LAZY)."""
+
+    READ = 1 << 0  # required: x86 cannot map a page write- or execute-only
+    WRITE = 1 << 1
+    EXEC = 1 << 2  # without it the page is no-execute (where the CPU has NX)
+    USER = 1 << 3  # reachable from CPL3; without it, kernel-only
+
+
+class AsOpCode(enum.IntEnum):
+    """``struct pvm_as_op.op`` for AS_MAP_BATCH: the same arguments as the single calls."""
+
+    MAP = 1  # va, gpa, len, prot
+    UNMAP = 2  # va, len
+    PROTECT = 3  # va, len, prot
+    LAZY = 4  # va, len, prot
+
+
+class PfError(enum.IntFlag):
+    """x86 page-fault error code bits, as forwarded by PAGE_FAULT."""
+
+    PRESENT = 1 << 0  # 0: not present; 1: protection violation
+    WRITE = 1 << 1
+    USER = 1 << 2  # the access came from CPL3
+    RSVD = 1 << 3
+    FETCH = 1 << 4  # instruction fetch
+
+
+#: Address spaces: user mappings live in the lower canonical half above PML4 slot 0
+#: (slot 0 is the kernel's identity map of RAM, shared by every space, supervisor-only).
+AS_USER_BASE = 0x0000_0080_0000_0000
+AS_USER_END = 0x0000_8000_0000_0000
+#: Handle of the boot address space (the kernel identity map): AS_SWITCH(0) returns to it.
+AS_KERNEL_HANDLE = 0
+#: Most entries one AS_MAP_BATCH takes (more: -E2BIG).
+AS_BATCH_MAX = 4096
+
+
+class AsOp(ctypes.Structure):
+    """``struct pvm_as_op``: one entry of an AS_MAP_BATCH array; ``result`` is written back."""
+
+    _fields_ = [
+        ("op", c_uint32),  # AsOpCode
+        ("prot", c_uint32),  # Prot
+        ("va", c_uint64),
+        ("gpa", c_uint64),
+        ("len", c_uint64),
+        ("result", c_int64),  # 0, or -errno; entries after the first failure are not run
+    ]
 
 
 class ChannelKind(enum.IntEnum):
@@ -231,7 +294,7 @@ class ChannelStat(ctypes.Structure):
 
 
 #: Structures mirrored into the C header, in dependency order.
-C_STRUCTS = (ChannelInfo, BootInfo, VcpuEventInfo, SharedInfo, MulticallEntry, ChannelStat)
+C_STRUCTS = (ChannelInfo, BootInfo, VcpuEventInfo, SharedInfo, MulticallEntry, ChannelStat, AsOp)
 
 
 def errno_result(err: Errno | int) -> int:

@@ -95,6 +95,15 @@ def render() -> str:
         f"#define PVM_MAX_VCPUS {abi.MAX_VCPUS}",
         f"#define PVM_MULTICALL_MAX {abi.MULTICALL_MAX}",
         *_enum("PVM_CHAN_", abi.ChannelFlag),
+        "",
+        "/* Address spaces: prot bits, batch ops, page-fault error code, user window */",
+        *_enum("PVM_PROT_", abi.Prot),
+        *_enum("PVM_AS_OP_", abi.AsOpCode),
+        *_enum("PVM_PF_", abi.PfError),
+        f"#define PVM_AS_USER_BASE {abi.AS_USER_BASE:#x}ULL",
+        f"#define PVM_AS_USER_END {abi.AS_USER_END:#x}ULL",
+        f"#define PVM_AS_KERNEL_HANDLE {abi.AS_KERNEL_HANDLE}",
+        f"#define PVM_AS_BATCH_MAX {abi.AS_BATCH_MAX}",
     ]
     out += ["", "#ifndef __ASSEMBLER__", "#include <stdint.h>"]
     for cls in abi.C_STRUCTS:

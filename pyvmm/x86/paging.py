@@ -7,6 +7,7 @@ frame allocator), so unit tests can walk what was built in Python.
 from __future__ import annotations
 
 import enum
+import functools
 import struct
 from dataclasses import dataclass
 from typing import Protocol
@@ -27,7 +28,41 @@ class Pte(enum.IntFlag):
     DIRTY = 1 << 6
     HUGE = 1 << 7  # PS bit in a PD/PDPT entry
     GLOBAL = 1 << 8
+    # Bits 9-11 are ignored by the MMU and left to software; address spaces use them
+    # (see pyvmm.paravirt.address_spaces): no page-table walk by the CPU depends on them.
+    COW = 1 << 9  # shared by AS_CLONE: a write must copy the page first
+    SOFT_WRITE = 1 << 10  # with COW: the mapping is writable once copied
+    VMM_FRAME = 1 << 11  # the frame comes from the VMM's data-frame pool (refcounted)
     NO_EXECUTE = 1 << 63
+
+
+# Plain ints for the hot paths: IntFlag arithmetic costs microseconds a call.
+_PRESENT = int(Pte.PRESENT)
+_HUGE = int(Pte.HUGE)
+_TABLE = int(Pte.PRESENT | Pte.WRITABLE | Pte.USER)
+
+
+@functools.cache
+def _lanes(count: int) -> tuple[int, int]:
+    """(1 in each of *count* 64-bit lanes, i*4096 in lane i), as big ints."""
+    ones = int.from_bytes(struct.pack("<Q", 1) * count, "little")
+    steps = int.from_bytes(struct.pack(f"<{count}Q", *range(0, count * PAGE_4K, PAGE_4K)), "little")
+    return ones, steps
+
+
+def run_entries(first: int, count: int) -> bytes:
+    """*count* little-endian u64 entries ``first + i*4096``: one big-int multiply-add, not a loop.
+
+    No lane carries into the next: an entry stays below 2**64 (frames below 2**52).
+    """
+    ones, steps = _lanes(count)
+    return (first * ones + steps).to_bytes(8 * count, "little")
+
+
+def any_present(raw: bytes) -> bool:
+    """Does any u64 entry in *raw* have its PRESENT bit set?"""
+    count = len(raw) // 8
+    return bool(int.from_bytes(raw[::8], "little") & int.from_bytes(b"\x01" * count, "little"))
 
 
 class PageMemory(Protocol):
@@ -73,6 +108,11 @@ class FramePool:
     def frames_in_use(self) -> int:
         return (self._next - self.start) // PAGE_4K - len(self._free)
 
+    @property
+    def available(self) -> int:
+        """Frames :meth:`alloc` can still hand out."""
+        return (self.end - self._next) // PAGE_4K + len(self._free)
+
 
 @dataclass(frozen=True, slots=True)
 class Translation:
@@ -83,6 +123,7 @@ class Translation:
     writable: bool
     user: bool
     executable: bool
+    flags: int = 0  # the leaf entry's flag bits (software bits included)
 
 
 def _index(va: int, shift: int) -> int:
@@ -115,15 +156,15 @@ class PageTables:
         for level in range(leaf_level):
             addr = table + 8 * _index(va, _LEVEL_SHIFTS[level])
             entry = self.mem.read_u64(addr)
-            if not entry & Pte.PRESENT:
+            if not entry & _PRESENT:
                 if not create:
                     return None
                 if self.pool is None:
                     raise PagingError("read-only page-table view")
                 new = self.pool.alloc()
-                self.mem.write_u64(addr, new | self._TABLE_FLAGS)
+                self.mem.write_u64(addr, new | _TABLE)
                 table = new
-            elif entry & Pte.HUGE:
+            elif entry & _HUGE:
                 raise PagingError(f"{va:#x} is already covered by a large page")
             else:
                 table = entry & ADDR_MASK
@@ -144,7 +185,7 @@ class PageTables:
     def unmap_page(self, va: int) -> bool:
         """Clear the 4 KiB leaf for *va*; False if it was not mapped."""
         addr = self._entry_addr(va, 3, create=False)
-        if addr is None or not self.mem.read_u64(addr) & Pte.PRESENT:
+        if addr is None or not self.mem.read_u64(addr) & _PRESENT:
             return False
         self.mem.write_u64(addr, 0)
         return True
@@ -155,17 +196,117 @@ class PageTables:
         writable = user = executable = True
         for level, shift in enumerate(_LEVEL_SHIFTS):
             entry = self.mem.read_u64(table + 8 * _index(va, shift))
-            if not entry & Pte.PRESENT:
+            if not entry & _PRESENT:
                 return None
             writable &= bool(entry & Pte.WRITABLE)
             user &= bool(entry & Pte.USER)
             executable &= not entry & Pte.NO_EXECUTE
-            if level == 3 or (level in (1, 2) and entry & Pte.HUGE):
+            if level == 3 or (level in (1, 2) and entry & _HUGE):
                 size = 1 << shift
                 phys = (entry & ADDR_MASK & ~(size - 1)) | (va & (size - 1))
-                return Translation(phys, size, writable, user, executable)
+                return Translation(phys, size, writable, user, executable, entry & ~ADDR_MASK)
             table = entry & ADDR_MASK
         return None  # unreachable
+
+    # -- range operations (4 KiB leaves), for the address-space manager ---------
+    def leaf_entry_addr(self, va: int, create: bool = False) -> int | None:
+        """Address of the 4 KiB leaf entry for *va* (creating tables if asked); None if absent."""
+        return self._entry_addr(va, 3, create)
+
+    def table_entries(self, table: int) -> tuple[int, ...]:
+        return struct.unpack("<512Q", self.mem.read(table, PAGE_4K))
+
+    def iter_leaves(self, start: int, end: int):
+        """Yield ``(va, entry_addr, entry)`` for each present 4 KiB leaf in ``[start, end)``.
+
+        Large pages are skipped (only the kernel's identity map uses them).
+        """
+        if start < end:
+            yield from self._iter(self.root, 0, 0, start, end)
+
+    def _iter(self, table: int, level: int, base: int, start: int, end: int):
+        shift = _LEVEL_SHIFTS[level]
+        first = max(0, (start - base) >> shift)
+        last = min(511, (end - 1 - base) >> shift)
+        count = last - first + 1
+        entries = struct.unpack(f"<{count}Q", self.mem.read(table + 8 * first, 8 * count))
+        for i in range(first, last + 1):
+            entry = entries[i - first]
+            if not entry & _PRESENT:
+                continue
+            va = base + (i << shift)
+            if level == 3:
+                yield va, table + 8 * i, entry
+            elif not entry & _HUGE:
+                yield from self._iter(entry & ADDR_MASK, level + 1, va, start, end)
+
+    def any_present(self, start: int, end: int) -> bool:
+        """Is any 4 KiB page in ``[start, end)`` mapped? Skips absent subtrees whole."""
+        va = start
+        while va < end:
+            table = self.root
+            for level in range(3):
+                entry = self.mem.read_u64(table + 8 * _index(va, _LEVEL_SHIFTS[level]))
+                if not entry & _PRESENT:
+                    break
+                if entry & _HUGE:
+                    return True
+                table = entry & ADDR_MASK
+            else:  # a page table: look at the entries in range
+                index = _index(va, 12)
+                count = min(512 - index, (end - va) >> 12)
+                if any_present(self.mem.read(table + 8 * index, 8 * count)):
+                    return True
+                va += count << 12
+                continue
+            shift = _LEVEL_SHIFTS[level]  # nothing below this absent entry
+            va = ((va >> shift) + 1) << shift
+        return False
+
+    def missing_tables(self, start: int, end: int) -> int:
+        """How many table frames mapping 4 KiB pages over ``[start, end)`` would allocate."""
+        if start >= end:
+            return 0
+        return self._missing(self.root, 0, 0, start, end)
+
+    def _missing(self, table: int, level: int, base: int, start: int, end: int) -> int:
+        if level == 3:
+            return 0
+        shift = _LEVEL_SHIFTS[level]
+        need = 0
+        for i in range((start - base) >> shift, ((end - 1 - base) >> shift) + 1):
+            lo = max(start, base + (i << shift))
+            hi = min(end, base + ((i + 1) << shift))
+            entry = self.mem.read_u64(table + 8 * i)
+            if entry & _PRESENT:
+                if entry & _HUGE:
+                    raise PagingError(f"{lo:#x} is already covered by a large page")
+                need += self._missing(entry & ADDR_MASK, level + 1, base + (i << shift), lo, hi)
+            else:
+                # A fresh subtree: one table per distinct block at each level below.
+                for sub in range(level, 3):
+                    s = _LEVEL_SHIFTS[sub]
+                    need += ((hi - 1) >> s) - (lo >> s) + 1
+        return need
+
+    def table_frames(self, slots: range) -> list[int]:
+        """Every table frame below the PML4 entries in *slots* (not the root itself)."""
+        frames: list[int] = []
+
+        def collect(table: int, level: int) -> None:
+            for entry in self.table_entries(table):
+                if entry & _PRESENT and not entry & _HUGE and level < 3:
+                    child = entry & ADDR_MASK
+                    frames.append(child)
+                    collect(child, level + 1)
+
+        root_entries = self.table_entries(self.root)
+        for slot in slots:
+            entry = root_entries[slot]
+            if entry & _PRESENT:
+                frames.append(entry & ADDR_MASK)
+                collect(entry & ADDR_MASK, 1)
+        return frames
 
 
 def identity_map(

@@ -1,0 +1,43 @@
+/* CPL3 user tasks, each in its own VMM-managed address space. */
+#ifndef TASK_H
+#define TASK_H
+
+#include <stdint.h>
+
+#include "arch.h"
+
+#define MAX_TASKS 8
+
+enum task_state { TASK_FREE, TASK_RUNNABLE, TASK_DEAD };
+
+struct task {
+    int id;
+    enum task_state state;
+    long as;          /* address-space handle */
+    const char *name;
+    struct trap_frame tf; /* user registers while not running */
+    long exit_code;
+    int killed;       /* ended by a refused page fault */
+    unsigned long faults_heap, faults_stack, faults_other; /* forwarded to the VMM */
+};
+
+/* Set up SYSCALL/SYSRET, the #PF handler and the donated frame pool; idempotent. */
+void task_init(void);
+/* A new task running user program `prog` with `arg`, in a fresh address space; NULL on failure. */
+struct task *task_spawn(const char *name, long prog, long arg);
+/* Run every runnable task round-robin until all have ended. */
+void task_run_all(void);
+/* A page of kernel RAM (not donated) for explicit AS_MAP, zeroed; 0 when exhausted. */
+uint64_t kpage_alloc(void);
+extern struct task tasks[MAX_TASKS];
+/* SYSCALLs that arrived through the #PF fallback (see task.c). */
+extern int syscall_via_fault;
+/* Last SYS_REPORT numbers (benchmarks). */
+extern long report_a, report_b, report_c;
+
+/* uentry.S */
+long uenter(struct trap_frame *tf);
+__attribute__((noreturn)) void uleave(long why);
+void syscall_entry(void);
+
+#endif

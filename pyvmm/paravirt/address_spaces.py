@@ -1,0 +1,937 @@
+"""Address spaces as handles (pagetable-set): the VMM owns every page table.
+
+The guest kernel never writes a page-table entry. It asks for address spaces
+(handles, like fds), maps ranges of its RAM into them, switches between them
+and forwards its page faults, all by hypercall; this module validates each
+request and edits the tables (:mod:`pyvmm.x86.paging`) in frames of the
+VMM-owned pool below ``Layout.RESERVED_END``, which the guest sees read-only.
+
+Every space shares PML4 slot 0 with the boot tables (the kernel's identity map
+of RAM, supervisor-only) and keeps its user mappings in slots 1-255
+(``AS_USER_BASE``..``AS_USER_END``). The software bits 9-11 of a leaf record
+copy-on-write state and frame ownership (see :class:`~pyvmm.x86.paging.Pte`).
+
+Data frames for demand-zero, copy-on-write and pager pages come from guest RAM
+the kernel donated with ``AS_DONATE``: the VMM owns them from then on (they
+cannot be mapped with ``AS_MAP``), hands them out zeroed, refcounts them, and
+takes them back when the last mapping goes.
+
+TLB coherence: whenever an existing translation is narrowed or removed (unmap,
+protect, clone's write-protect, a copy-on-write break), every vCPU that has the
+space loaded reloads CR3 before it runs guest code again: the caller at once,
+others through :meth:`Machine.run_on_vcpu <pyvmm.machine.Machine.run_on_vcpu>`,
+waited for. Adding translations needs no flush (a CPU does not cache
+not-present entries). Where KVM shadows page tables in software (this machine),
+a CR3 reload is not enough: the same events also drop KVM's shadow pages
+(:class:`~pyvmm.kvm.shadow.ShadowMmu`), and page-table frames of destroyed
+spaces are reused only after such a flush.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+import threading
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import reduce
+from operator import or_
+from typing import TYPE_CHECKING
+
+from pyvmm.kvm.constants import SYNC_X86_SREGS
+from pyvmm.memory import GuestMemory, GuestMemoryError
+from pyvmm.paravirt.abi import (
+    AS_BATCH_MAX,
+    AS_KERNEL_HANDLE,
+    AS_USER_BASE,
+    AS_USER_END,
+    AsOpCode,
+    Errno,
+    Hypercall,
+    PfError,
+    Prot,
+)
+from pyvmm.paravirt.dispatcher import Dispatcher, HypercallError
+from pyvmm.x86.paging import ADDR_MASK, PAGE_4K, FramePool, PageTables, Pte, run_entries
+
+if TYPE_CHECKING:
+    from pyvmm.kvm.shadow import ShadowMmu
+    from pyvmm.machine import Machine, VcpuContext
+
+_PAGE_MASK = PAGE_4K - 1
+# Plain ints on the hot paths (IntFlag arithmetic costs microseconds a call).
+_P, _W, _U, _NX = int(Pte.PRESENT), int(Pte.WRITABLE), int(Pte.USER), int(Pte.NO_EXECUTE)
+_COW, _SW, _VMM = int(Pte.COW), int(Pte.SOFT_WRITE), int(Pte.VMM_FRAME)
+_R, _WR, _X, _US = int(Prot.READ), int(Prot.WRITE), int(Prot.EXEC), int(Prot.USER)
+_PF_W, _PF_U, _PF_I = int(PfError.WRITE), int(PfError.USER), int(PfError.FETCH)
+_USER_SLOTS = range(AS_USER_BASE >> 39, AS_USER_END >> 39)
+_ALL_PROT = int(Prot.READ | Prot.WRITE | Prot.EXEC | Prot.USER)
+_SOFT = _COW | _SW | _VMM
+_ACCESSED_DIRTY = int(Pte.ACCESSED | Pte.DIRTY)
+_OP = struct.Struct("<IIQQQq")  # struct pvm_as_op
+MAX_SPACES = 1024  # live address spaces per VM
+MAX_REGIONS = 64  # lazy ranges per space
+FLUSH_WAIT_S = 2.0  # longest wait for another vCPU to reload CR3
+
+
+class FaultKind(enum.Enum):
+    """How a forwarded page fault was served (the per-space counters)."""
+
+    DEMAND_ZERO = "demand_zero"
+    COW_COPY = "cow_copy"  # copied to a fresh frame
+    COW_REUSE = "cow_reuse"  # the last sharer: made writable in place
+    PAGER = "pager"  # filled by a host-side pager callback
+    SPURIOUS = "spurious"  # already resolved (another vCPU, or a stale TLB entry)
+
+
+@dataclass
+class SpaceStats:
+    """Per-space metrics, kept after the space is destroyed."""
+
+    handle: int
+    pages_mapped: int = 0  # present user pages now
+    faults: dict[str, int] = field(default_factory=lambda: {k.value: 0 for k in FaultKind})
+    refused: int = 0
+    maps: int = 0  # pages mapped by AS_MAP (and batch MAP ops)
+    unmaps: int = 0  # pages removed by AS_UNMAP
+    switches: int = 0
+    destroyed: bool = False
+
+    @property
+    def faults_served(self) -> int:
+        return sum(self.faults.values())
+
+    def format(self) -> str:
+        faults = " ".join(f"{k}={v}" for k, v in self.faults.items())
+        state = " (destroyed)" if self.destroyed else ""
+        return (
+            f"as {self.handle}{state}: pages_mapped={self.pages_mapped} maps={self.maps} unmaps={self.unmaps} "
+            f"switches={self.switches} {faults} refused={self.refused}"
+        )
+
+
+@dataclass
+class Region:
+    """A demand-zero range declared with AS_LAZY: ``[start, end)`` with *prot*."""
+
+    start: int
+    end: int
+    prot: int  # Prot bits
+
+
+#: ``pager(handle, va) -> bytes | None``: the page's contents (up to 4 KiB), or None to refuse.
+PagerFn = Callable[[int, int], "bytes | None"]
+
+
+@dataclass
+class Pager:
+    start: int
+    end: int
+    prot: int  # Prot bits
+    fn: PagerFn
+    handle: int | None  # None: every space
+
+
+@dataclass(eq=False)
+class AddressSpace:
+    handle: int
+    tables: PageTables
+    stats: SpaceStats
+    regions: list[Region] = field(default_factory=list)
+    loaded: set[int] = field(default_factory=set)  # ids of the vCPUs with it in CR3
+
+
+class DataFrames:
+    """Guest RAM donated by the kernel (AS_DONATE): the frames demand paging hands out."""
+
+    def __init__(self, memory: GuestMemory) -> None:
+        self.memory = memory
+        self.ranges: list[tuple[int, int]] = []
+        self.free: list[int] = []
+        self.refs: dict[int, int] = {}  # frame -> leaves mapping it
+        self.total = 0
+
+    def overlaps(self, gpa: int, length: int) -> bool:
+        end = gpa + length
+        return any(start < end and gpa < stop for start, stop in self.ranges)
+
+    def donate(self, gpa: int, length: int) -> None:
+        self.ranges.append((gpa, gpa + length))
+        # Popped from the end: hand out the lowest frames first.
+        self.free.extend(range(gpa + length - PAGE_4K, gpa - 1, -PAGE_4K))
+        self.total += length // PAGE_4K
+
+    def alloc(self, *, zero: bool = True) -> int:
+        if not self.free:
+            raise HypercallError(Errno.ENOMEM, "no donated frames left")
+        frame = self.free.pop()
+        if zero:
+            self.memory.write(frame, bytes(PAGE_4K))
+        self.refs[frame] = 1
+        return frame
+
+    def ref(self, frame: int) -> None:
+        self.refs[frame] += 1
+
+    def unref(self, frame: int) -> None:
+        n = self.refs[frame] - 1
+        if n:
+            self.refs[frame] = n
+        else:
+            del self.refs[frame]
+            self.free.append(frame)
+
+    @property
+    def in_use(self) -> int:
+        return len(self.refs)
+
+
+def load_cr3(ctx: VcpuContext, cr3: int) -> None:
+    """Set CR3 on *ctx*'s vCPU; call on that vCPU's thread between exits.
+
+    Through ``KVM_CAP_SYNC_REGS``: the sregs arrive in ``kvm_run`` on every exit
+    once ``SYNC_X86_SREGS`` is in ``kvm_valid_regs``, and the next ``KVM_RUN``
+    loads them when it is in ``kvm_dirty_regs``: no ioctl. The first call pays
+    ``KVM_GET_SREGS``/``KVM_SET_SREGS`` once and turns the sync on. The run
+    loop ORs its own dirty bit in, so this one survives the hypercall return.
+    Loading CR3 flushes the vCPU's non-global TLB entries (no PCID here).
+    """
+    vcpu = ctx.vcpu
+    run = vcpu.run
+    if run.kvm_valid_regs & SYNC_X86_SREGS:
+        run.s.regs.sregs.cr3 = cr3
+        run.kvm_dirty_regs |= SYNC_X86_SREGS
+        return
+    sregs = vcpu.get_sregs()
+    sregs.cr3 = cr3
+    vcpu.set_sregs(sregs)
+    run.kvm_valid_regs |= SYNC_X86_SREGS
+
+
+def _check_range(va: int, length: int) -> None:
+    if va & _PAGE_MASK or length & _PAGE_MASK or length == 0:
+        raise HypercallError(Errno.EINVAL, "address and length must be page aligned, length > 0")
+    if not AS_USER_BASE <= va < AS_USER_END or length > AS_USER_END - va:
+        raise HypercallError(Errno.EINVAL, f"[{va:#x}, +{length:#x}) is outside the user window")
+
+
+def _check_prot(prot: int) -> int:
+    if prot & ~_ALL_PROT or not prot & _R:
+        raise HypercallError(Errno.EINVAL, f"bad prot {prot:#x}")
+    return prot
+
+
+def _allows(entry: int, err: int) -> bool:
+    """Does present leaf *entry* permit the access described by page-fault error code *err*?"""
+    if err & _PF_W and not entry & _W:
+        return False
+    if err & _PF_U and not entry & _U:
+        return False
+    return not (err & _PF_I and entry & _NX)
+
+
+def _prot_allows(prot: int, err: int) -> bool:
+    if err & _PF_W and not prot & _WR:
+        return False
+    if err & _PF_U and not prot & _US:
+        return False
+    return not (err & _PF_I and not prot & _X)
+
+
+class AddressSpaceManager:
+    """The handle table of one VM and the page-table work behind each call.
+
+    Thread-safe: handlers run on vCPU threads, one lock serialises them. Each
+    public ``as_*`` method validates everything before it changes anything, so
+    a failed call leaves the tables as they were.
+    """
+
+    def __init__(
+        self,
+        memory: GuestMemory,
+        pt_pool: FramePool,
+        kernel_tables: PageTables,
+        *,
+        nx: bool,
+        reserved_end: int,
+        machine: Machine | None = None,
+        shadow: ShadowMmu | None = None,
+    ) -> None:
+        self.memory = memory
+        self.pt_pool = pt_pool
+        self.kernel_root = kernel_tables.root
+        self.reserved_end = reserved_end
+        self.machine = machine
+        self.nx_bit = int(_NX) if nx else 0
+        self.lock = threading.Lock()
+        self.spaces: dict[int, AddressSpace] = {}
+        self.history: dict[int, SpaceStats] = {}
+        self.active: dict[int, int] = {}  # vCPU id -> handle loaded (absent: the boot space)
+        self.frames = DataFrames(memory)
+        self.cow_refs: dict[int, int] = {}  # frame -> COW leaves sharing it
+        self.pagers: list[Pager] = []
+        self._next_handle = AS_KERNEL_HANDLE + 1
+        self.shadow = shadow
+        self._zap = False  # a translation was narrowed: drop shadow pages before the guest runs
+        self._dirty_pt: list[int] = []  # freed table frames KVM may still shadow
+
+    def close(self) -> None:
+        if self.shadow is not None:
+            self.shadow.close()
+
+    # -- host-side API -----------------------------------------------------------
+    def add_pager(self, start: int, length: int, fn: PagerFn, prot: int = _R | _US, handle: int | None = None) -> None:
+        """Serve not-present faults in ``[start, start+length)`` with ``fn(handle, va)``.
+
+        Applies to every space, or to *handle* only. ``fn`` returns the page's
+        bytes (zero-padded to 4 KiB) or None to refuse the fault; the page is
+        mapped with *prot* in a donated frame. Lazy ranges take precedence.
+        """
+        _check_range(start, length)
+        _check_prot(prot)
+        with self.lock:
+            self.pagers.append(Pager(start, start + length, prot, fn, handle))
+
+    def stats(self) -> dict[int, SpaceStats]:
+        """Metrics of every space this VM created, destroyed ones included."""
+        return dict(self.history)
+
+    def format_stats(self) -> str:
+        lines = [
+            f"address spaces: {len(self.history)} created, {len(self.spaces)} live; "
+            f"page-table frames {self.pt_pool.frames_in_use} used, {self.pt_pool.available} free; "
+            f"data frames {self.frames.in_use}/{self.frames.total} in use"
+        ]
+        lines += ["  " + s.format() for s in self.history.values()]
+        return "\n".join(lines)
+
+    # -- helpers -----------------------------------------------------------------
+    def _space(self, handle: int) -> AddressSpace:
+        space = self.spaces.get(handle)
+        if space is None:
+            if handle == AS_KERNEL_HANDLE:
+                raise HypercallError(Errno.EINVAL, "the boot address space cannot be changed")
+            raise HypercallError(Errno.EBADF, f"no address space {handle}")
+        return space
+
+    def _flags(self, prot: int) -> int:
+        flags = int(_P)
+        if prot & _WR:
+            flags |= _W
+        if prot & _US:
+            flags |= _U
+        if not prot & _X:
+            flags |= self.nx_bit
+        return flags
+
+    def _check_gpa(self, gpa: int, length: int) -> None:
+        if gpa & _PAGE_MASK:
+            raise HypercallError(Errno.EINVAL, "gpa must be page aligned")
+        self.memory.check(gpa, length)  # GuestMemoryError -> -EFAULT
+        if gpa < self.reserved_end or self.frames.overlaps(gpa, length):
+            raise HypercallError(Errno.EPERM, f"[{gpa:#x}, +{length:#x}) holds VMM-owned pages")
+
+    def _check_free(self, space: AddressSpace, va: int, end: int) -> None:
+        """EEXIST unless ``[va, end)`` has no present page and no lazy range."""
+        if any(r.start < end and va < r.end for r in space.regions):
+            raise HypercallError(Errno.EEXIST, "range overlaps a lazy range")
+        if space.tables.any_present(va, end):
+            raise HypercallError(Errno.EEXIST, "range already mapped")
+
+    def _reserve_tables(self, space: AddressSpace, va: int, end: int) -> None:
+        self._ensure_pt(space.tables.missing_tables(va, end))
+
+    def _ensure_pt(self, n: int) -> None:
+        """Make *n* table frames allocatable, recycling freed ones after a shadow flush."""
+        if n > self.pt_pool.available and self._dirty_pt:
+            self.shadow.flush()
+            self._zap = False
+            for frame in self._dirty_pt:
+                self.pt_pool.free(frame)
+            self._dirty_pt.clear()
+        if n > self.pt_pool.available:
+            raise HypercallError(Errno.ENOMEM, "page-table pool exhausted")
+
+    def _free_pt(self, frame: int) -> None:
+        if self.shadow is None:
+            self.pt_pool.free(frame)
+        else:
+            self._dirty_pt.append(frame)
+
+    def _finish(self) -> None:
+        """End of a call that changed tables: drop shadow pages if a translation narrowed."""
+        if self._zap and self.shadow is not None:
+            self.shadow.flush()
+        self._zap = False
+
+    def _write_run(self, space: AddressSpace, va: int, first_entry: int, n: int) -> None:
+        """Write *n* leaves from *va* mapping consecutive frames from *first_entry* (tables reserved)."""
+        tables = space.tables
+        mem = self.memory
+        done = 0
+        while done < n:
+            cur = va + done * PAGE_4K
+            index = (cur >> 12) & 511
+            count = min(512 - index, n - done)
+            addr = tables.leaf_entry_addr(cur, create=True)
+            mem.write(addr, run_entries(first_entry + done * PAGE_4K, count))
+            done += count
+
+    def _release(self, entry: int) -> None:
+        """Drop the references a leaf held (its COW share, its donated frame)."""
+        frame = entry & ADDR_MASK
+        if entry & _COW:
+            n = self.cow_refs[frame] - 1
+            if n:
+                self.cow_refs[frame] = n
+            else:
+                del self.cow_refs[frame]
+        if entry & _VMM:
+            self.frames.unref(frame)
+
+    def _leaf_for_new_page(self, space: AddressSpace, va: int, addr: int | None) -> int:
+        """The leaf entry address for *va*, creating its tables (all-or-nothing) if absent."""
+        if addr is None:
+            self._reserve_tables(space, va, va + PAGE_4K)
+            addr = space.tables.leaf_entry_addr(va, create=True)
+        return addr
+
+    # -- the operations (each returns True when loaded vCPUs must reload CR3) -------
+    def _map(self, space: AddressSpace, va: int, gpa: int, length: int, prot: int) -> bool:
+        _check_range(va, length)
+        prot = _check_prot(prot)
+        self._check_gpa(gpa, length)
+        end = va + length
+        self._check_free(space, va, end)
+        self._reserve_tables(space, va, end)
+        n = length // PAGE_4K
+        self._write_run(space, va, gpa | self._flags(prot), n)
+        space.stats.pages_mapped += n
+        space.stats.maps += n
+        return False  # only not-present entries changed
+
+    def _map_pages(self, space: AddressSpace, vas: list[int], gpas: list[int], prot: int) -> bool:
+        """Map single pages ``vas[i] -> gpas[i]`` (a batch's 1-page MAP entries), all or nothing.
+
+        The same checks as :meth:`_map` entry by entry, done over the whole set
+        at C speed (min/max, sorted + bisect), then one write per page table.
+        """
+        prot = _check_prot(prot)
+        n = len(vas)
+        if reduce(or_, vas) & _PAGE_MASK or reduce(or_, gpas) & _PAGE_MASK:
+            raise HypercallError(Errno.EINVAL, "address not page aligned")
+        if min(vas) < AS_USER_BASE or max(vas) > AS_USER_END - PAGE_4K:
+            raise HypercallError(Errno.EINVAL, "outside the user window")
+        low, high = min(gpas), max(gpas)
+        self.memory.check(low, high + PAGE_4K - low)
+        if low < self.reserved_end:
+            raise HypercallError(Errno.EPERM, "VMM-owned pages")
+        pairs = sorted(zip(vas, gpas, strict=True))
+        svas = [v for v, _ in pairs]
+        sgpas = sorted(gpas)
+        for start, stop in self.frames.ranges:
+            i = bisect_left(sgpas, start)
+            if i < n and sgpas[i] < stop:
+                raise HypercallError(Errno.EPERM, "donated frame")
+        if len(set(svas)) != n:
+            raise HypercallError(Errno.EEXIST, "a page appears twice")
+        for r in space.regions:
+            i = bisect_left(svas, r.start)
+            if i < n and svas[i] < r.end:
+                raise HypercallError(Errno.EEXIST, "range overlaps a lazy range")
+        tables = space.tables
+        groups: list[tuple[int, int | None, list[tuple[int, int]]]] = []  # (2 MiB block, PT, pages)
+        need = 0
+        for va, gpa in pairs:
+            block = va >> 21
+            if not groups or groups[-1][0] != block:
+                addr = tables.leaf_entry_addr(va)
+                pt = None if addr is None else addr - 8 * ((va >> 12) & 511)
+                if pt is None:
+                    need += tables.missing_tables(block << 21, (block + 1) << 21)
+                groups.append((block, pt, []))
+            groups[-1][2].append((va, gpa))
+        current: dict[int, list[int]] = {}
+        for block, pt, pages in groups:
+            if pt is not None:
+                entries = list(tables.table_entries(pt))
+                if any(entries[(va >> 12) & 511] & _P for va, _ in pages):
+                    raise HypercallError(Errno.EEXIST, "range already mapped")
+                current[block] = entries
+        self._ensure_pt(need)
+        flags = self._flags(prot)
+        for block, pt, pages in groups:
+            entries = current.get(block)
+            if entries is None:
+                pt = tables.leaf_entry_addr(block << 21, create=True)
+                entries = [0] * 512
+            for va, gpa in pages:
+                entries[(va >> 12) & 511] = gpa | flags
+            self.memory.write(pt, struct.pack("<512Q", *entries))
+        space.stats.pages_mapped += n
+        space.stats.maps += n
+        return False
+
+    def _unmap(self, space: AddressSpace, va: int, length: int) -> bool:
+        _check_range(va, length)
+        end = va + length
+        space.regions = _carve(space.regions, va, end)
+        mem = self.memory
+        n = 0
+        for _, addr, entry in list(space.tables.iter_leaves(va, end)):
+            mem.write_u64(addr, 0)
+            self._release(entry)
+            n += 1
+        space.stats.pages_mapped -= n
+        space.stats.unmaps += n
+        self._zap |= n > 0
+        return n > 0
+
+    def _protect(self, space: AddressSpace, va: int, length: int, prot: int) -> bool:
+        _check_range(va, length)
+        prot = _check_prot(prot)
+        end = va + length
+        carved = _carve(space.regions, va, end)
+        for r in space.regions:  # lazy ranges inside take the new protection
+            lo, hi = max(r.start, va), min(r.end, end)
+            if lo < hi:
+                carved.append(Region(lo, hi, prot))
+        space.regions = sorted(carved, key=lambda r: r.start)
+        flags = self._flags(prot)
+        mem = self.memory
+        changed = False
+        for _, addr, entry in list(space.tables.iter_leaves(va, end)):
+            keep = entry & (ADDR_MASK | _COW | _VMM | _ACCESSED_DIRTY)
+            if entry & _COW:
+                # Still shared: writable only after the copy (the write fault does it).
+                new = keep | (flags & ~_W) | (_SW if prot & _WR else 0)
+            else:
+                new = keep | flags
+            if new != entry:
+                mem.write_u64(addr, new)
+                changed = True
+                lost = entry & ~new & (_W | _U)
+                self._zap |= bool(lost or new & ~entry & _NX)
+        return changed
+
+    def _lazy(self, space: AddressSpace, va: int, length: int, prot: int) -> bool:
+        _check_range(va, length)
+        prot = _check_prot(prot)
+        end = va + length
+        self._check_free(space, va, end)
+        if len(space.regions) >= MAX_REGIONS:
+            raise HypercallError(Errno.ENOSPC, "too many lazy ranges")
+        space.regions.append(Region(va, end, prot))
+        space.regions.sort(key=lambda r: r.start)
+        return False
+
+    # -- hypercall entry points ------------------------------------------------------
+    def as_create(self, ctx: VcpuContext) -> int:
+        with self.lock:
+            if len(self.spaces) >= MAX_SPACES:
+                raise HypercallError(Errno.ENOSPC, "address-space table full")
+            self._ensure_pt(1)
+            tables = PageTables(self.memory, self.pt_pool)
+            # Slot 0: the kernel's identity map, shared with the boot tables (its PDPT and below).
+            self.memory.write_u64(tables.root, self.memory.read_u64(self.kernel_root))
+            handle = self._next_handle
+            self._next_handle += 1
+            stats = SpaceStats(handle)
+            self.spaces[handle] = AddressSpace(handle, tables, stats)
+            self.history[handle] = stats
+            return handle
+
+    def as_destroy(self, ctx: VcpuContext, handle: int) -> int:
+        with self.lock:
+            space = self._space(handle)
+            if space.loaded:
+                raise HypercallError(Errno.EBUSY, f"address space {handle} is loaded on vCPU(s) {sorted(space.loaded)}")
+            for _, _, entry in space.tables.iter_leaves(AS_USER_BASE, AS_USER_END):
+                self._release(entry)
+            for frame in space.tables.table_frames(_USER_SLOTS):
+                self._free_pt(frame)
+            self._free_pt(space.tables.root)
+            del self.spaces[handle]
+            space.stats.destroyed = True
+            space.stats.pages_mapped = 0
+            return 0
+
+    def as_switch(self, ctx: VcpuContext, handle: int) -> int:
+        with self.lock:
+            if handle == AS_KERNEL_HANDLE:
+                root = self.kernel_root
+                space = None
+            else:
+                space = self._space(handle)
+                root = space.tables.root
+            old = self.spaces.get(self.active.get(ctx.id, AS_KERNEL_HANDLE))
+            if old is not None:
+                old.loaded.discard(ctx.id)
+            if space is not None:
+                space.loaded.add(ctx.id)
+                space.stats.switches += 1
+                self.active[ctx.id] = handle
+            else:
+                self.active.pop(ctx.id, None)
+            load_cr3(ctx, root)
+            return 0
+
+    def as_call(self, ctx: VcpuContext, op: Callable[..., bool], handle: int, *args: int) -> int:
+        """Run one of ``_map``/``_unmap``/``_protect``/``_lazy`` and flush where needed."""
+        with self.lock:
+            space = self._space(handle)
+            try:
+                flush = op(space, *args)
+            finally:
+                self._finish()
+            targets = self._reload_here(ctx, space) if flush else []
+        self._reload_elsewhere(targets)
+        return 0
+
+    def as_batch(self, ctx: VcpuContext, handle: int, ops_gpa: int, count: int) -> int:
+        """AS_MAP_BATCH: run entries in order, stop at the first failure.
+
+        Returns how many entries succeeded; each of those gets ``result = 0``,
+        the failing one (if any) ``-errno``; later entries are not run and not
+        written. Consecutive MAP entries with contiguous va and gpa and the same
+        prot are applied as one run (the validation is all-or-nothing per run,
+        and a failing run is replayed entry by entry to find the entry at fault).
+        """
+        if count == 0:
+            return 0
+        if count > AS_BATCH_MAX:
+            raise HypercallError(Errno.E2BIG, f"more than {AS_BATCH_MAX} entries")
+        size = count * _OP.size
+        self.memory.check(ops_gpa, size)
+        if ops_gpa < self.reserved_end or self.frames.overlaps(ops_gpa, size):
+            raise HypercallError(Errno.EFAULT, "the op array lies in VMM-owned pages")
+        raw = self.memory.read(ops_gpa, size)
+        ops = list(_OP.iter_unpack(raw))
+        failed: tuple[int, int] | None = None
+        with self.lock:
+            space = self._space(handle)
+            flush = False
+            i = 0
+            while i < count and failed is None:
+                j = _map_run_end(ops, i)  # contiguous MAP entries: one range
+                jp = _page_run_end(ops, i)  # one-page MAP entries anywhere: one pass
+                if jp > j:
+                    j = jp
+                    try:
+                        run = ops[i:j]
+                        flush |= self._map_pages(space, [op[2] for op in run], [op[3] for op in run], ops[i][1])
+                        i = j
+                        continue
+                    except (HypercallError, GuestMemoryError):
+                        pass  # nothing changed: replay entry by entry below
+                elif j - i > 1:
+                    _, prot, va, gpa, _, _ = ops[i]
+                    try:
+                        flush |= self._map(space, va, gpa, sum(op[4] for op in ops[i:j]), prot)
+                        i = j
+                        continue
+                    except (HypercallError, GuestMemoryError):
+                        pass  # nothing changed: replay entry by entry to find the one at fault
+                for k in range(i, j):
+                    try:
+                        flush |= self._run_op(space, ops[k])
+                    except HypercallError as e:
+                        failed = (k, int(e.errno))
+                        break
+                    except GuestMemoryError:
+                        failed = (k, int(Errno.EFAULT))
+                        break
+                i = j
+            self._finish()
+            targets = self._reload_here(ctx, space) if flush else []
+        done = failed[0] if failed else count
+        written = done + (1 if failed else 0)
+        words = array("q", raw[: written * _OP.size])
+        words[4 : 5 * done : 5] = array("q", bytes(8 * done))
+        if failed:
+            words[5 * done + 4] = -failed[1]
+        self.memory.write(ops_gpa, words.tobytes())
+        self._reload_elsewhere(targets)
+        return done
+
+    def _run_op(self, space: AddressSpace, op: tuple) -> bool:
+        code, prot, va, gpa, length, _ = op
+        if code == AsOpCode.MAP:
+            return self._map(space, va, gpa, length, prot)
+        if code == AsOpCode.UNMAP:
+            return self._unmap(space, va, length)
+        if code == AsOpCode.PROTECT:
+            return self._protect(space, va, length, prot)
+        if code == AsOpCode.LAZY:
+            return self._lazy(space, va, length, prot)
+        raise HypercallError(Errno.EINVAL, f"unknown op {code}")
+
+    def as_clone(self, ctx: VcpuContext, handle: int) -> int:
+        with self.lock:
+            parent = self._space(handle)
+            if len(self.spaces) >= MAX_SPACES:
+                raise HypercallError(Errno.ENOSPC, "address-space table full")
+            self._ensure_pt(len(parent.tables.table_frames(_USER_SLOTS)) + 1)
+            mem = self.memory
+            child_tables = PageTables(mem, self.pt_pool)
+            mem.write_u64(child_tables.root, mem.read_u64(self.kernel_root))
+            changed = self._clone_level(parent.tables.root, child_tables.root, 0, _USER_SLOTS)
+            self._zap |= changed  # the parent's writable leaves are read-only now
+            self._finish()
+            handle = self._next_handle
+            self._next_handle += 1
+            stats = SpaceStats(handle, pages_mapped=parent.stats.pages_mapped)
+            child = AddressSpace(
+                handle, child_tables, stats, regions=[Region(r.start, r.end, r.prot) for r in parent.regions]
+            )
+            self.spaces[handle] = child
+            self.history[handle] = stats
+            targets = self._reload_here(ctx, parent) if changed else []
+        self._reload_elsewhere(targets)
+        return handle
+
+    def _clone_level(self, src: int, dst: int, level: int, slots: range) -> bool:
+        """Copy the user part of table *src* into *dst*; leaves become COW in both."""
+        mem = self.memory
+        entries = list(struct.unpack("<512Q", mem.read(src, PAGE_4K)))
+        out = list(struct.unpack("<512Q", mem.read(dst, PAGE_4K)))
+        changed = False
+        for i in slots:
+            entry = entries[i]
+            if not entry & _P:
+                continue
+            if level < 3:
+                child = self.pt_pool.alloc()
+                out[i] = child | (entry & ~ADDR_MASK)
+                changed |= self._clone_level(entry & ADDR_MASK, child, level + 1, range(512))
+                continue
+            frame = entry & ADDR_MASK
+            if entry & _COW:
+                self.cow_refs[frame] += 1
+                shared = entry
+            else:
+                self.cow_refs[frame] = self.cow_refs.get(frame, 0) + 2
+                shared = entry | _COW
+                if entry & _W:
+                    shared = (shared & ~_W) | _SW
+                entries[i] = shared
+                changed = True
+            if entry & _VMM:
+                self.frames.ref(frame)
+            out[i] = shared
+        if changed:
+            mem.write(src, struct.pack("<512Q", *entries))
+        mem.write(dst, struct.pack("<512Q", *out))
+        return changed
+
+    def page_fault(self, ctx: VcpuContext, handle: int, va: int, err: int, rip: int) -> int:
+        """PAGE_FAULT: resolve and return 0 (the guest retries), or refuse with -EFAULT."""
+        with self.lock:
+            space = self.spaces.get(handle)
+            if space is None:
+                if handle == AS_KERNEL_HANDLE:
+                    raise HypercallError(Errno.EFAULT, "no lazy ranges in the boot space")
+                raise HypercallError(Errno.EBADF, f"no address space {handle}")
+            try:
+                kind, flush = self._resolve(space, va & ~_PAGE_MASK, err)
+            except HypercallError:
+                space.stats.refused += 1
+                raise
+            space.stats.faults[kind.value] += 1
+            # A copied page moved: other vCPUs may still translate to the old frame.
+            self._zap |= flush and bool(space.loaded - {ctx.id})
+            self._finish()
+            # The fault already dropped this vCPU's TLB entry for va; others may hold the old frame.
+            targets = self._reload_here(ctx, space) if flush else []
+        self._reload_elsewhere(targets)
+        return 0
+
+    def _resolve(self, space: AddressSpace, va: int, err: int) -> tuple[FaultKind, bool]:
+        if not AS_USER_BASE <= va < AS_USER_END:
+            raise HypercallError(Errno.EFAULT, f"fault at {va:#x} outside the user window")
+        addr = space.tables.leaf_entry_addr(va)
+        entry = self.memory.read_u64(addr) if addr is not None else 0
+        if entry & _P:
+            if err & _PF_W and entry & _COW and entry & _SW:
+                if not _allows(entry | _W, err):
+                    raise HypercallError(Errno.EFAULT, "access not permitted")
+                return self._break_cow(addr, entry), True
+            if _allows(entry, err):
+                return FaultKind.SPURIOUS, False
+            raise HypercallError(Errno.EFAULT, "access not permitted")
+        for r in space.regions:
+            if r.start <= va < r.end:
+                if not _prot_allows(r.prot, err):
+                    raise HypercallError(Errno.EFAULT, "access not permitted by the lazy range")
+                addr = self._leaf_for_new_page(space, va, addr)
+                frame = self.frames.alloc()
+                self.memory.write_u64(addr, frame | self._flags(r.prot) | _VMM)
+                space.stats.pages_mapped += 1
+                return FaultKind.DEMAND_ZERO, False
+        for p in self.pagers:
+            if p.start <= va < p.end and p.handle in (None, space.handle):
+                if not _prot_allows(p.prot, err):
+                    raise HypercallError(Errno.EFAULT, "access not permitted by the pager range")
+                addr = self._leaf_for_new_page(space, va, addr)
+                data = p.fn(space.handle, va)
+                if data is None:
+                    raise HypercallError(Errno.EFAULT, "the pager refused")
+                frame = self.frames.alloc()
+                self.memory.write(frame, bytes(data[:PAGE_4K]))
+                self.memory.write_u64(addr, frame | self._flags(p.prot) | _VMM)
+                space.stats.pages_mapped += 1
+                return FaultKind.PAGER, False
+        raise HypercallError(Errno.EFAULT, f"no mapping at {va:#x}")
+
+    def _break_cow(self, addr: int, entry: int) -> FaultKind:
+        frame = entry & ADDR_MASK
+        flags = (entry & ~ADDR_MASK & ~_SOFT) | _W
+        owned = entry & _VMM
+        if self.cow_refs[frame] == 1 and (not owned or self.frames.refs[frame] == 1):
+            del self.cow_refs[frame]  # the last sharer keeps the frame
+            self.memory.write_u64(addr, frame | flags | owned)
+            return FaultKind.COW_REUSE
+        new = self.frames.alloc(zero=False)
+        self.memory.write(new, self.memory.read(frame, PAGE_4K))
+        self._release(entry)
+        self.memory.write_u64(addr, new | flags | _VMM)
+        return FaultKind.COW_COPY
+
+    def as_donate(self, ctx: VcpuContext, gpa: int, length: int) -> int:
+        with self.lock:
+            if gpa & _PAGE_MASK or length & _PAGE_MASK or length == 0:
+                raise HypercallError(Errno.EINVAL, "donation must be page aligned, length > 0")
+            self.memory.check(gpa, length)
+            if gpa < self.reserved_end or self.frames.overlaps(gpa, length):
+                raise HypercallError(Errno.EPERM, "range already owned by the VMM")
+            for space in self.spaces.values():  # no page of it may be mapped anywhere
+                for _, _, entry in space.tables.iter_leaves(AS_USER_BASE, AS_USER_END):
+                    if gpa <= entry & ADDR_MASK < gpa + length:
+                        raise HypercallError(Errno.EBUSY, "range is mapped in an address space")
+            self.frames.donate(gpa, length)
+            return 0
+
+    # -- TLB ---------------------------------------------------------------------
+    def _reload_here(self, ctx: VcpuContext, space: AddressSpace) -> list[VcpuContext]:
+        """Reload CR3 on the caller if it has *space* loaded; return the other vCPUs that do."""
+        if ctx.id in space.loaded:
+            load_cr3(ctx, space.tables.root)
+        if self.machine is None:
+            return []
+        return [c for c in self.machine.vcpus if c.id in space.loaded and c.id != ctx.id]
+
+    def _reload_elsewhere(self, targets: list[VcpuContext]) -> None:
+        """Make each target reload its CR3 on its own thread, and wait until it has."""
+        if not targets:
+            return
+        events = []
+        for target in targets:
+            done = threading.Event()
+            events.append(done)
+
+            def work(c: VcpuContext, done: threading.Event = done) -> None:
+                space = self.spaces.get(self.active.get(c.id, AS_KERNEL_HANDLE))
+                load_cr3(c, space.tables.root if space is not None else self.kernel_root)
+                done.set()
+
+            self.machine.run_on_vcpu(target, work)
+        for target, done in zip(targets, events, strict=True):
+            # A vCPU sleeping outside KVM_RUN runs its queue before it enters the guest again.
+            if getattr(target, "blocked", False) or target.thread is None or not target.thread.is_alive():
+                continue
+            done.wait(FLUSH_WAIT_S)
+
+
+def _page_run_end(ops: list[tuple], i: int) -> int:
+    """End of the run of one-page MAP entries from *i* with one prot (any addresses)."""
+    code, prot, _, _, length, _ = ops[i]
+    if code != AsOpCode.MAP or length != PAGE_4K:
+        return i + 1
+    j = i + 1
+    n = len(ops)
+    while j < n and ops[j][0] == code and ops[j][1] == prot and ops[j][4] == PAGE_4K:
+        j += 1
+    return j
+
+
+def _map_run_end(ops: list[tuple], i: int) -> int:
+    """End of the run of MAP entries from *i* with contiguous va and gpa and one prot."""
+    code, prot, va, gpa, length, _ = ops[i]
+    # Only whole-page entries merge: then the run is valid exactly when each entry is.
+    if code != AsOpCode.MAP or not length or length & _PAGE_MASK:
+        return i + 1
+    j = i + 1
+    n = len(ops)
+    while j < n:
+        c2, p2, va2, gpa2, len2, _ = ops[j]
+        if c2 != code or p2 != prot or va2 != va + length or gpa2 != gpa + length or not len2 or len2 & _PAGE_MASK:
+            break
+        va, gpa, length = va2, gpa2, len2
+        j += 1
+    return j
+
+
+def _carve(regions: list[Region], start: int, end: int) -> list[Region]:
+    """*regions* without ``[start, end)`` (ranges split where needed)."""
+    out = []
+    for r in regions:
+        if r.end <= start or end <= r.start:
+            out.append(r)
+            continue
+        if r.start < start:
+            out.append(Region(r.start, start, r.prot))
+        if end < r.end:
+            out.append(Region(end, r.end, r.prot))
+    return out
+
+
+def install_address_spaces(dispatcher: Dispatcher, manager: AddressSpaceManager) -> None:
+    """Register hypercalls 32-42 against *manager*."""
+    m = manager
+
+    def create(ctx, a0, a1, a2, a3, a4) -> int:
+        return m.as_create(ctx)
+
+    def destroy(ctx, handle, a1, a2, a3, a4) -> int:
+        return m.as_destroy(ctx, handle)
+
+    def map_(ctx, handle, va, gpa, length, prot) -> int:
+        return m.as_call(ctx, m._map, handle, va, gpa, length, prot)
+
+    def unmap(ctx, handle, va, length, a3, a4) -> int:
+        return m.as_call(ctx, m._unmap, handle, va, length)
+
+    def protect(ctx, handle, va, length, prot, a4) -> int:
+        return m.as_call(ctx, m._protect, handle, va, length, prot)
+
+    def lazy(ctx, handle, va, length, prot, a4) -> int:
+        return m.as_call(ctx, m._lazy, handle, va, length, prot)
+
+    def switch(ctx, handle, a1, a2, a3, a4) -> int:
+        return m.as_switch(ctx, handle)
+
+    def clone(ctx, handle, a1, a2, a3, a4) -> int:
+        return m.as_clone(ctx, handle)
+
+    def batch(ctx, handle, ops_gpa, count, a3, a4) -> int:
+        return m.as_batch(ctx, handle, ops_gpa, count)
+
+    def fault(ctx, handle, va, err, rip, a4) -> int:
+        return m.page_fault(ctx, handle, va, err, rip)
+
+    def donate(ctx, gpa, length, a2, a3, a4) -> int:
+        return m.as_donate(ctx, gpa, length)
+
+    dispatcher.register(Hypercall.AS_CREATE, create)
+    dispatcher.register(Hypercall.AS_DESTROY, destroy)
+    dispatcher.register(Hypercall.AS_MAP, map_)
+    dispatcher.register(Hypercall.AS_UNMAP, unmap)
+    dispatcher.register(Hypercall.AS_PROTECT, protect)
+    dispatcher.register(Hypercall.AS_SWITCH, switch)
+    dispatcher.register(Hypercall.AS_CLONE, clone)
+    dispatcher.register(Hypercall.AS_MAP_BATCH, batch)
+    dispatcher.register(Hypercall.AS_LAZY, lazy)
+    dispatcher.register(Hypercall.PAGE_FAULT, fault)
+    dispatcher.register(Hypercall.AS_DONATE, donate)
