@@ -53,10 +53,13 @@ class ShadowMmu:
         self._anchor = ctypes.c_char.from_buffer(self._mm)
         self._host = ctypes.addressof(self._anchor)
         self.flushes = 0
-        vm.set_user_memory_region(SCRATCH_SLOT, gpa, SCRATCH_SIZE, self._host)
+        self._registered = False  # added on the first flush: most VMs never need one
 
     def flush(self) -> None:
         """Drop every shadow page (all vCPUs reload their roots before running again)."""
+        if not self._registered:
+            self.vm.set_user_memory_region(SCRATCH_SLOT, self.gpa, SCRATCH_SIZE, self._host)
+            self._registered = True
         self.vm.set_user_memory_region(SCRATCH_SLOT, self.gpa, 0, self._host)
         self.vm.set_user_memory_region(SCRATCH_SLOT, self.gpa, SCRATCH_SIZE, self._host)
         self.flushes += 1
@@ -65,7 +68,7 @@ class ShadowMmu:
         """Delete the slot (if the VM is still open) and unmap the page."""
         if self._mm is None:
             return
-        if self.vm.fd >= 0:
+        if self._registered and self.vm.fd >= 0:
             try:
                 self.vm.set_user_memory_region(SCRATCH_SLOT, self.gpa, 0, self._host)
             except OSError:
