@@ -41,7 +41,7 @@ def test_quick_bench_produces_every_figure(tmp_path):
     assert rows[BASELINE_A]["ratio_to_c_baseline"] == 1.0
     assert rows[NULL]["ratio_to_null"] == 1.0
     # The address-space classes ran (this VMM offers ADDRESS_SPACES) and the fault is split.
-    for name in ("as-switch", "as-map-unmap", "as-map-512", "as-fault", "as-fault-vmm"):
+    for name in ("as-null", "as-switch", "as-map-unmap", "as-map-512", "as-fault", "as-fault-vmm"):
         assert "skipped" not in rows[name], rows[name]
     assert rows["as-map-512"]["per"] == "page" and rows["as-map-512"]["per_call_ns"] > 0
     split = doc["page_fault_split"]

@@ -331,6 +331,7 @@ static const struct bench benches[] = {
     {"block-wake", loop_rtt, PVM_FEAT_EVENTS | PVM_FEAT_SMP},
     {"timer", loop_timer, PVM_FEAT_EVENTS | PVM_FEAT_TIMER},
     {"multicall", loop_multicall, PVM_FEAT_MULTICALL},
+    {"as-null", loop_null, PVM_FEAT_ADDRESS_SPACES}, /* null, once a space has been switched to */
     {"as-switch", loop_as_switch, PVM_FEAT_ADDRESS_SPACES},
     {"as-map-unmap", loop_as_map_unmap, PVM_FEAT_ADDRESS_SPACES},
     {"as-map-batch", loop_as_map_batch, PVM_FEAT_ADDRESS_SPACES},

@@ -111,6 +111,11 @@ CLASSES: tuple[BenchClass, ...] = (
         for n in (1, 8, 64)
     ),
     # -- address spaces (targets are ratios to null): the kernel-side ones time one hypercall
+    # NULL again, in a VM whose vCPU switched space once: what the sregs sync that
+    # AS_SWITCH turns on costs every later exit.
+    BenchClass(
+        "as-null", "NULL after one AS_SWITCH (sregs synced)", Group.PYVMM, guest="as-null", features=_AS, vs_null=True
+    ),
     BenchClass("as-switch", "AS_SWITCH between two spaces", Group.PYVMM, guest="as-switch", features=_AS, vs_null=True),
     BenchClass(
         "as-map-unmap",
