@@ -262,6 +262,13 @@ def run_all(classes: list[BenchClass], p: Params, progress: Progress = _stderr) 
             raise
         results[cls.name] = res
         progress(f"[{i}/{len(todo)}] {cls.name:<16} {shown} ({time.monotonic() - started:.1f}s)")
+    apply_ratios(results)
+    order = [c.name for c in CLASSES]
+    return sorted(results.values(), key=lambda r: order.index(r.cls.name))
+
+
+def apply_ratios(results: dict[str, Result]) -> None:
+    """Medians as ratios: to baseline (a) where the class shows one, and, for pyvmm's own hypercall rows, to null."""
     base = results.get(BASELINE_A)
     base_median = base.dist.median if base and base.dist else None
     null = results.get(NULL)
@@ -271,8 +278,6 @@ def run_all(classes: list[BenchClass], p: Params, progress: Progress = _stderr) 
             res.ratio = res.dist.median / base_median
         if res.dist is not None and res.cls.group is Group.PYVMM and null_median:
             res.null_ratio = res.dist.median / null_median
-    order = [c.name for c in CLASSES]
-    return sorted(results.values(), key=lambda r: order.index(r.cls.name))
 
 
 def _split_results(metrics, results: dict[str, Result]) -> None:
