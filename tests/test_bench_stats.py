@@ -133,5 +133,7 @@ def test_address_space_rows_are_ratios_to_null_and_the_fault_is_split():
     split = fault_split(list(results.values()))
     assert "end to end 100 ns" in split and "(PAGE_FAULT alone) 20 ns (20%), 2.00x null" in split
     assert split.endswith(" 80 ns")
+    results["as-syscall"] = _result("as-syscall", 50, 50, 50)
+    assert fault_split(list(results.values())).endswith(" 80 ns (a CPL3 system call round trip alone: 50 ns)")
     del results["as-fault-vmm"]
     assert fault_split(list(results.values())) is None

@@ -159,6 +159,17 @@ CLASSES: tuple[BenchClass, ...] = (
         iter_scale=0.2,
         vs_null=True,
     ),
+    # The guest's side of that fault without the VMM: a CPL3 system call round trip
+    # (on PVM it arrives through the kernel's #PF path too, see docs/abi.md).
+    BenchClass(
+        "as-syscall",
+        "CPL3 getpid() round trip, no hypercall",
+        Group.PYVMM,
+        guest="as-syscall",
+        features=_AS,
+        iter_scale=0.2,
+        vs_null=True,
+    ),
     # -- baselines measured in the same run
     BenchClass("base-c-exit", "(a) C exit loop, no dispatch", Group.BASELINE, guest="null", loop="c-null"),
     BenchClass("base-ioeventfd", "(b) in-kernel exit (KVM_IOEVENTFD)", Group.BASELINE, guest="ioeventfd"),

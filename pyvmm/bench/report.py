@@ -81,7 +81,11 @@ def fault_split(results: list[Result]) -> str | None:
     )
     if vmm.null_ratio is not None:
         line += f", {vmm.null_ratio:.2f}x null,"
-    return line + f" + CPL3 #PF delivery, kernel entry/exit, IRET, retry {_ns(whole.dist.median - vmm.dist.median)} ns"
+    line += f" + CPL3 #PF delivery, kernel entry/exit, IRET, retry {_ns(whole.dist.median - vmm.dist.median)} ns"
+    sys = by.get("as-syscall")
+    if sys is not None:
+        line += f" (a CPL3 system call round trip alone: {_ns(sys.dist.median)} ns)"
+    return line
 
 
 def net_null_ratio(results: list[Result]) -> float | None:
@@ -201,6 +205,7 @@ def _fault_split_json(results: list[Result]) -> dict | None:
         "vmm_share_ns": round(vmm.dist.median, 1),
         "guest_side_ns": round(whole.dist.median - vmm.dist.median, 1),
         "vmm_share_ratio_to_null": None if vmm.null_ratio is None else round(vmm.null_ratio, 3),
+        "cpl3_syscall_round_trip_ns": round(by["as-syscall"].dist.median, 1) if "as-syscall" in by else None,
     }
 
 
