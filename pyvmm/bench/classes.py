@@ -143,7 +143,7 @@ CLASSES: tuple[BenchClass, ...] = (
     # PAGE_FAULT, IRET, retried store), and the PAGE_FAULT hypercall alone (the VMM's share).
     BenchClass(
         "as-fault",
-        "page fault at CPL3, demand-zero, end to end",
+        "CPL3 page fault, demand-zero, end to end",
         Group.PYVMM,
         guest="as-fault",
         features=_AS,
