@@ -17,10 +17,10 @@
 #define SFMASK_BITS 0x47700 /* TF, DF, IF, IOPL, NT, AC cleared on entry */
 
 /* Kernel RAM for explicit mappings, and the range donated to the VMM for demand paging. */
-#define KPAGES_START 0x400000ULL
-#define KPAGES_END 0x800000ULL
-#define DONATE_START 0x800000ULL
-#define DONATE_MAX (32ULL << 20)
+#define KPAGES_START TASK_KPAGES_START
+#define KPAGES_END TASK_KPAGES_END
+#define DONATE_START TASK_DONATE_START
+#define DONATE_MAX TASK_DONATE_MAX
 
 enum { LEAVE_EXIT = 1, LEAVE_YIELD, LEAVE_KILLED };
 
@@ -199,6 +199,12 @@ void task_run_all(void)
             break;
     }
     as_switch(PVM_AS_KERNEL_HANDLE);
+}
+
+void task_reap(struct task *t)
+{
+    if (t->state == TASK_DEAD)
+        t->state = TASK_FREE;
 }
 
 /* Copy a user buffer out through the task's own mapping (a lazy page faults in here too). */

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pyvmm.bench.classes import BASELINE_A, CLASSES, Group
+from pyvmm.bench.classes import BASELINE_A, CLASSES, NULL, Group
 
 from .conftest import assert_one_line_error, pyvmm
 
@@ -34,9 +34,26 @@ def test_quick_bench_produces_every_figure(tmp_path):
             assert row["ratio_to_c_baseline"] > 0, row
         if cls.bytes_per_op:
             assert row["throughput_gb_s"] > 0, row
+        if cls.group is Group.PYVMM:
+            assert row["ratio_to_null"] > 0, row
     for name in (BASELINE_A, "base-ioeventfd", "base-syscall-c", "base-syscall-py", "exit-kvm-run", "exit-pyvmm"):
         assert rows[name]["median_ns"] > 0, name
     assert rows[BASELINE_A]["ratio_to_c_baseline"] == 1.0
+    assert rows[NULL]["ratio_to_null"] == 1.0
+    # The address-space classes ran (this VMM offers ADDRESS_SPACES) and the fault is split.
+    for name in ("as-null", "as-switch", "as-map-unmap", "as-map-512", "as-fault", "as-fault-vmm", "as-syscall"):
+        assert "skipped" not in rows[name], rows[name]
+    assert rows["as-map-512"]["per"] == "page" and rows["as-map-512"]["per_call_ns"] > 0
+    split = doc["page_fault_split"]
+    assert split["end_to_end_ns"] == pytest.approx(rows["as-fault"]["median_ns"], abs=1)
+    assert split["vmm_share_ns"] == pytest.approx(rows["as-fault-vmm"]["median_ns"], abs=1)
+    assert 0 < split["vmm_share_ns"] < split["end_to_end_ns"]  # the fault itself costs more than serving it
+    assert split["cpl3_syscall_round_trip_ns"] == pytest.approx(rows["as-syscall"]["median_ns"], abs=1)
+    for what in ("address-space switch", "page fault served", "map of 512 pages"):
+        (target,) = [t for k, t in doc["targets"].items() if k.startswith(what)]
+        assert target["value"] > 0 and target["met"] in (True, False), (what, target)
+        assert what in run.stdout
+    assert "x null" in run.stdout and "the VMM's share" in run.stdout
     # The in-kernel exit never reaches userspace: it must beat the userspace C loop.
     assert rows["base-ioeventfd"]["median_ns"] < rows[BASELINE_A]["median_ns"]
     assert doc["host"]["kvm_backend"] and doc["host"]["python"]
@@ -53,6 +70,16 @@ def test_bench_only_runs_the_named_classes(tmp_path):
     assert run.returncode == 0, run
     names = [r["name"] for r in json.loads(out.read_text())["results"]]
     assert names == ["send-1m", BASELINE_A]  # the baseline comes along for the ratio
+
+
+def test_bench_address_space_classes_bring_null_along(tmp_path):
+    out = tmp_path / "as.json"
+    run = pyvmm("bench", "--quick", "--only", "as-switch", "--json", str(out), timeout=60)
+    assert run.returncode == 0, run
+    rows = {r["name"]: r for r in json.loads(out.read_text())["results"]}
+    assert list(rows) == [NULL, "as-switch", BASELINE_A]  # its target is a ratio to null
+    assert rows["as-switch"]["errors"] == 0
+    assert rows["as-switch"]["ratio_to_null"] == round(rows["as-switch"]["median_ns"] / rows[NULL]["median_ns"], 3)
 
 
 def test_bench_unknown_class_is_a_one_line_error():

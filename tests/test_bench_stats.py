@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pyvmm.bench.classes import BY_NAME, CLASSES
-from pyvmm.bench.run import BenchError, select
+from pyvmm.bench.report import fault_split, targets
+from pyvmm.bench.run import BenchError, Result, apply_ratios, select
 from pyvmm.bench.stats import Distribution, median, quantile
 from pyvmm.metrics import INTERRUPTED, OUT_OF_RANGE, Aggregate, Metrics, add, new_agg
 from pyvmm.paravirt.abi import Feature, Hypercall
@@ -102,3 +103,37 @@ def test_select_by_name_prefix_and_rejects_unknown():
     assert [c.name for c in select(["null,base-c-exit"])] == ["null", "base-c-exit"]
     with pytest.raises(BenchError, match="no benchmark class 'nope'"):
         select(["nope"])
+
+
+def _result(name: str, *samples: float) -> Result:
+    return Result(BY_NAME[name], Distribution.of(list(samples)), list(samples))
+
+
+def test_address_space_rows_are_ratios_to_null_and_the_fault_is_split():
+    results = {
+        r.cls.name: r
+        for r in (
+            _result("null", 10, 10, 10),
+            _result("base-c-exit", 8, 8, 8),
+            _result("as-switch", 14, 15, 16),
+            _result("as-map-512", 60, 60, 60),
+            _result("as-fault", 100, 100, 100),
+            _result("as-fault-vmm", 20, 20, 20),
+            _result("tsc-window", 2, 2, 2),
+        )
+    }
+    apply_ratios(results)
+    assert results["null"].null_ratio == 1.0 and results["as-switch"].null_ratio == 1.5
+    assert results["as-switch"].ratio == 15 / 8
+    assert results["tsc-window"].null_ratio is None and results["base-c-exit"].null_ratio is None
+    met = {t.what: t.met for t in targets(list(results.values()))}
+    assert met["address-space switch / null hypercall"] is True  # 1.5 <= 1.5
+    assert met["page fault served (CPL3, end to end) / null hypercall"] is False  # 10x
+    assert met["map of 512 pages in one batch / null hypercall"] is False  # 6x
+    split = fault_split(list(results.values()))
+    assert "end to end 100 ns" in split and "(PAGE_FAULT alone) 20 ns (20%), 2.00x null" in split
+    assert split.endswith(" 80 ns")
+    results["as-syscall"] = _result("as-syscall", 50, 50, 50)
+    assert fault_split(list(results.values())).endswith(" 80 ns (a CPL3 system call round trip alone: 50 ns)")
+    del results["as-fault-vmm"]
+    assert fault_split(list(results.values())) is None

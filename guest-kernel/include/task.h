@@ -8,6 +8,14 @@
 
 #define MAX_TASKS 8
 
+/* Guest RAM task.c uses: kernel pages for explicit AS_MAP (kpage_alloc), then the
+ * range donated to the VMM for demand paging (up to 32 MiB, RAM permitting).
+ * Buffers the kernel keeps for itself must end below TASK_KPAGES_START. */
+#define TASK_KPAGES_START 0x400000ULL
+#define TASK_KPAGES_END 0x800000ULL
+#define TASK_DONATE_START 0x800000ULL
+#define TASK_DONATE_MAX (32ULL << 20)
+
 enum task_state { TASK_FREE, TASK_RUNNABLE, TASK_DEAD };
 
 struct task {
@@ -27,6 +35,8 @@ void task_init(void);
 struct task *task_spawn(const char *name, long prog, long arg);
 /* Run every runnable task round-robin until all have ended. */
 void task_run_all(void);
+/* Free an ended task's slot for a later task_spawn (its space is already destroyed). */
+void task_reap(struct task *t);
 /* A page of kernel RAM (not donated) for explicit AS_MAP, zeroed; 0 when exhausted. */
 uint64_t kpage_alloc(void);
 extern struct task tasks[MAX_TASKS];

@@ -23,6 +23,8 @@
 #define U_PROTECT 6
 #define U_PAGER 7
 #define U_BENCH 8
+#define U_FAULT_SAMPLES 9    /* test=bench bench=as-fault: arg = first << 24 | count */
+#define U_SYSCALL_SAMPLES 10 /* test=bench bench=as-syscall: the same arg */
 
 /* User virtual layout: all above PML4 slot 0 (the kernel's). */
 #define USER_TEXT (PVM_AS_USER_BASE + 0x400000ULL)       /* the user code, read/execute */

@@ -13,11 +13,17 @@
  * timed window holds as few instructions as the measured operation allows; the
  * `tsc` bench measures what the window itself costs.
  *
- * Exit codes: 0 done; 2 bad arguments; 3 the VMM lacks what the bench needs. */
+ * Exit codes: 0 done; 2 bad arguments; 3 the VMM lacks what the bench needs.
+ *
+ * The address-space benches (as-*) work in spaces created for them (user window
+ * at AS_VA); as-fault runs CPL3 tasks (task.c) that time their own faults. */
 #include "arch.h"
+#include "as.h"
 #include "events.h"
 #include "lib.h"
 #include "programs.h"
+#include "task.h"
+#include "usys.h"
 
 extern char __kernel_end[];
 
@@ -215,6 +221,105 @@ static void loop_rtt(uint32_t *out, unsigned long n)
     }
 }
 
+/* -- address spaces ------------------------------------------------------------------ */
+#define AS_RW (PVM_PROT_READ | PVM_PROT_WRITE | PVM_PROT_USER)
+#define AS_VA USER_HEAP /* where the kernel-side benches map, in spaces of their own */
+#define AS_CHUNK 2048UL /* demand-zero pages per round: 8 MiB of the donated frames */
+#define AS_BATCH_PAGES 512
+
+static long as_h[2]; /* as-switch alternates between them; the others use as_h[0], loaded */
+static unsigned as_next;
+static unsigned long as_pages, fault_next;
+static struct pvm_as_op as_ops[AS_BATCH_PAGES];
+
+/* AS_SWITCH to the other of two (empty) spaces. */
+static void loop_as_switch(uint32_t *out, unsigned long n)
+{
+    long r;
+    for (unsigned long i = 0; i < n; i++) {
+        as_next ^= 1;
+        out[i] = timed_hc(PVM_HC_AS_SWITCH, (unsigned long)as_h[as_next], 0, 0, 0, 0, &r);
+        if (r)
+            errors++;
+    }
+}
+
+/* AS_MAP then AS_UNMAP of one page in the loaded space (each its own window; the
+ * sample is the sum). The unmap narrows a translation: the VMM reloads CR3 and,
+ * on a shadow-paging host, drops KVM's shadow pages. */
+static void loop_as_map_unmap(uint32_t *out, unsigned long n)
+{
+    long r1, r2;
+    for (unsigned long i = 0; i < n; i++) {
+        uint32_t map = timed_hc(PVM_HC_AS_MAP, (unsigned long)as_h[0], AS_VA, (unsigned long)payload, 4096, AS_RW, &r1);
+        uint32_t unmap = timed_hc(PVM_HC_AS_UNMAP, (unsigned long)as_h[0], AS_VA, 4096, 0, 0, &r2);
+        out[i] = map + unmap;
+        if (r1 || r2)
+            errors++;
+    }
+}
+
+/* One AS_MAP_BATCH of as_pages one-page MAP entries: contiguous va, frames in
+ * reverse order (no two adjacent, so no entries merge into one range). The
+ * unmap between iterations is outside the window. */
+static void loop_as_map_batch(uint32_t *out, unsigned long n)
+{
+    long r;
+    for (unsigned long i = 0; i < n; i++) {
+        out[i] = timed_hc(PVM_HC_AS_MAP_BATCH, (unsigned long)as_h[0], (unsigned long)as_ops, as_pages, 0, 0, &r);
+        if (r != (long)as_pages || as_unmap(as_h[0], AS_VA, as_pages * 4096))
+            errors++;
+    }
+}
+
+/* The VMM's share of a demand-zero fault: PAGE_FAULT(handle, va, write|user)
+ * for a not-yet-touched page of a lazy range, called from the kernel with no
+ * fault taken; the VMM maps a zeroed frame, as it does for a real fault. Every
+ * AS_CHUNK pages the range is unmapped and declared again (outside the window). */
+static void loop_as_fault_vmm(uint32_t *out, unsigned long n)
+{
+    long r;
+    for (unsigned long i = 0; i < n; i++) {
+        if (fault_next == AS_CHUNK) {
+            if (as_unmap(as_h[0], AS_VA, AS_CHUNK * 4096) || as_lazy(as_h[0], AS_VA, AS_CHUNK * 4096, AS_RW))
+                errors++;
+            fault_next = 0;
+        }
+        unsigned long va = AS_VA + fault_next++ * 4096;
+        out[i] = timed_hc(PVM_HC_PAGE_FAULT, (unsigned long)as_h[0], va, PVM_PF_WRITE | PVM_PF_USER, USER_TEXT, 0, &r);
+        if (r)
+            errors++;
+    }
+}
+
+/* Samples taken by a CPL3 task (user/programs.c) that writes them straight into
+ * our buffer, mapped at USER_PRIV in its space. as-fault: the task stores to
+ * fresh heap pages and times each store (a demand-zero fault end to end). One
+ * task per AS_CHUNK samples: its space (and frames) go back to the VMM when it ends. */
+static void user_samples(uint32_t *out, unsigned long n, long prog)
+{
+    while (n) {
+        unsigned long count = n < AS_CHUNK ? n : AS_CHUNK, first = (unsigned long)(out - samples);
+        struct task *t = task_spawn("bench", prog, (long)(first << 24 | count));
+        if (!t || as_map(t->as, USER_PRIV, (uint64_t)samples, (uint64_t)(payload - (uint8_t *)samples), AS_RW)) {
+            errors += n;
+            return;
+        }
+        task_run_all();
+        /* as-fault: N pages touched, N faults forwarded; a refused one killed the task. */
+        if (t->killed || t->exit_code || (prog == U_FAULT_SAMPLES && t->faults_heap != count))
+            errors++;
+        task_reap(t);
+        out += count;
+        n -= count;
+    }
+}
+
+static void loop_as_fault(uint32_t *out, unsigned long n) { user_samples(out, n, U_FAULT_SAMPLES); }
+
+/* The kernel round trip from CPL3 with no hypercall: SYS_GETPID timed by a task. */
+static void loop_user_syscall(uint32_t *out, unsigned long n) { user_samples(out, n, U_SYSCALL_SAMPLES); }
+
 struct bench {
     const char *name;
     void (*loop)(uint32_t *out, unsigned long n);
@@ -231,6 +336,13 @@ static const struct bench benches[] = {
     {"block-wake", loop_rtt, PVM_FEAT_EVENTS | PVM_FEAT_SMP},
     {"timer", loop_timer, PVM_FEAT_EVENTS | PVM_FEAT_TIMER},
     {"multicall", loop_multicall, PVM_FEAT_MULTICALL},
+    {"as-null", loop_null, PVM_FEAT_ADDRESS_SPACES}, /* null, once a space has been switched to */
+    {"as-switch", loop_as_switch, PVM_FEAT_ADDRESS_SPACES},
+    {"as-map-unmap", loop_as_map_unmap, PVM_FEAT_ADDRESS_SPACES},
+    {"as-map-batch", loop_as_map_batch, PVM_FEAT_ADDRESS_SPACES},
+    {"as-fault-vmm", loop_as_fault_vmm, PVM_FEAT_ADDRESS_SPACES},
+    {"as-fault", loop_as_fault, PVM_FEAT_ADDRESS_SPACES},
+    {"as-syscall", loop_user_syscall, PVM_FEAT_ADDRESS_SPACES},
 };
 
 static unsigned long arg_ulong(const char *key, unsigned long dflt)
@@ -249,9 +361,40 @@ static int find_sink(void)
     return -1;
 }
 
+/* The address-space benches: the donated frames, two spaces (the first loaded),
+ * the batch's entries, the first lazy range. */
+static int setup_as(const char *name)
+{
+    as_pages = !strncmp(name, "as-map-batch", 16) ? size : 1;
+    if (as_pages < 1 || as_pages > AS_BATCH_PAGES) {
+        kprintf("bench: as-map-batch size=%lu is outside 1..%u pages\n", size, AS_BATCH_PAGES);
+        return 2;
+    }
+    /* Our buffers (samples, then the frames as-map* maps) must end below the donated
+     * frames (the kernel pages below them are only for kpage_alloc, unused here). */
+    if ((uint64_t)payload + as_pages * 4096 > TASK_DONATE_START) {
+        kprintf("bench: %lu samples and %lu pages do not fit below the donated frames at %#lx\n", nsamples, as_pages,
+                (unsigned long)TASK_DONATE_START);
+        return 2;
+    }
+    task_init();
+    as_h[0] = as_create();
+    as_h[1] = as_create();
+    if (as_h[0] <= 0 || as_h[1] <= 0 || as_switch(as_h[0])) /* the first switch turns on the sregs sync */
+        return 3;
+    for (unsigned long i = 0; i < as_pages; i++)
+        as_ops[i] = (struct pvm_as_op){PVM_AS_OP_MAP, AS_RW, AS_VA + i * 4096,
+                                       (uint64_t)payload + (as_pages - 1 - i) * 4096, 4096, 0};
+    if (!strncmp(name, "as-fault-vmm", 16) && as_lazy(as_h[0], AS_VA, AS_CHUNK * 4096, AS_RW))
+        return 3;
+    return 0;
+}
+
 /* What the bench needs besides its feature bits; 0, or the exit code. */
 static int setup(const char *name)
 {
+    if (!strncmp(name, "as-", 3))
+        return setup_as(name);
     if (!strncmp(name, "send", 8) && find_sink()) {
         kprintf("bench: no null-sink channel (the host adds one only for benchmarks)\n");
         return 3;

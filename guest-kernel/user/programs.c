@@ -149,6 +149,54 @@ static long bench(long n)
     return 0;
 }
 
+/* test=bench bench=as-fault: one sample per demand-zero fault, timed here at CPL3
+ * around the faulting store (fault -> kernel #PF -> PAGE_FAULT -> VMM -> IRET ->
+ * retry). The kernel mapped its sample buffer at USER_PRIV; arg = first << 24 | n. */
+static long fault_samples(long arg)
+{
+    unsigned long n = (unsigned long)arg & 0xffffff, first = (unsigned long)arg >> 24;
+    volatile uint32_t *out = (volatile uint32_t *)USER_PRIV + first;
+    for (unsigned long i = 0; i < n; i++) {
+        uint32_t dt, t0;
+        __asm__ volatile("rdtsc\n\t"
+                         "mov %%eax, %[t0]\n\t"
+                         "movb $1, (%[page])\n\t"
+                         "rdtsc\n\t"
+                         "sub %[t0], %%eax"
+                         : "=&a"(dt), [t0] "=&r"(t0)
+                         : [page] "r"(USER_HEAP + i * 4096)
+                         : "rdx", "memory");
+        out[i] = dt;
+    }
+    return 0;
+}
+
+/* test=bench bench=as-syscall: SYS_GETPID timed at CPL3, the kernel round trip
+ * with no hypercall (what a fault costs the guest besides the VMM's share). */
+static long syscall_samples(long arg)
+{
+    unsigned long n = (unsigned long)arg & 0xffffff, first = (unsigned long)arg >> 24;
+    volatile uint32_t *out = (volatile uint32_t *)USER_PRIV + first;
+    long bad = 0;
+    for (unsigned long i = 0; i < n; i++) {
+        uint32_t dt, t0;
+        long r;
+        __asm__ volatile("rdtsc\n\t"
+                         "mov %%eax, %[t0]\n\t"
+                         "mov %[nr], %%eax\n\t"
+                         "syscall\n\t"
+                         "mov %%rax, %[r]\n\t"
+                         "rdtsc\n\t"
+                         "sub %[t0], %%eax"
+                         : "=&a"(dt), [t0] "=&r"(t0), [r] "=&r"(r)
+                         : [nr] "i"(SYS_GETPID)
+                         : "rcx", "rdx", "r11", "memory");
+        out[i] = dt;
+        bad += r <= 0;
+    }
+    return bad;
+}
+
 long user_main(long prog, long arg, long id)
 {
     switch (prog) {
@@ -168,6 +216,10 @@ long user_main(long prog, long arg, long id)
         return pager((uint64_t)arg);
     case U_BENCH:
         return bench(arg);
+    case U_FAULT_SAMPLES:
+        return fault_samples(arg);
+    case U_SYSCALL_SAMPLES:
+        return syscall_samples(arg);
     }
     return 127;
 }

@@ -6,6 +6,10 @@ function). Each names the ABI feature bits it needs: when the VM's boot info
 lacks one, the class is skipped with the reason printed, so classes for
 hypercalls still to come (address spaces) are registered already and start
 running the day their feature bit is offered.
+
+Classes with ``vs_null`` are also shown as a ratio to the ``null`` class of
+the same run (the address-space targets are written that way), so selecting
+one runs ``null`` too.
 """
 
 from __future__ import annotations
@@ -43,10 +47,14 @@ class BenchClass:
     bytes_per_op: int = 0
     #: Hypercalls per iteration (multicall batches): the table also shows the time per call.
     calls_per_op: int = 1
+    #: What calls_per_op counts ("call", or "page" for a batch of page entries).
+    per: str = "call"
     #: Fraction of the configured iterations to run (slow classes take fewer).
     iter_scale: float = 1.0
     #: Include the ratio to baseline (a) in the table.
     ratio: bool = True
+    #: Needs the ``null`` class of the same run (its target is a ratio to it).
+    vs_null: bool = False
 
 
 KIB = 1024
@@ -102,10 +110,66 @@ CLASSES: tuple[BenchClass, ...] = (
         )
         for n in (1, 8, 64)
     ),
-    # Address-space classes: registered now, skipped until the feature bit is offered.
-    BenchClass("as-switch", "address-space switch", Group.PYVMM, guest="as-switch", features=_AS),
-    BenchClass("as-map-unmap", "map + unmap one page", Group.PYVMM, guest="as-map", features=_AS),
-    BenchClass("as-fault", "page fault served by the VMM", Group.PYVMM, guest="as-fault", features=_AS),
+    # -- address spaces (targets are ratios to null): the kernel-side ones time one hypercall
+    # NULL again, in a VM whose vCPU switched space once: what the sregs sync that
+    # AS_SWITCH turns on costs every later exit.
+    BenchClass(
+        "as-null", "NULL after one AS_SWITCH (sregs synced)", Group.PYVMM, guest="as-null", features=_AS, vs_null=True
+    ),
+    BenchClass("as-switch", "AS_SWITCH between two spaces", Group.PYVMM, guest="as-switch", features=_AS, vs_null=True),
+    BenchClass(
+        "as-map-unmap",
+        "AS_MAP + AS_UNMAP one page, loaded space",
+        Group.PYVMM,
+        guest="as-map-unmap",
+        features=_AS,
+        calls_per_op=2,
+        iter_scale=0.2,
+        vs_null=True,
+    ),
+    BenchClass(
+        "as-map-512",
+        "AS_MAP_BATCH of 512 one-page MAPs",
+        Group.PYVMM,
+        guest="as-map-batch",
+        size=512,
+        features=_AS,
+        calls_per_op=512,
+        per="page",
+        iter_scale=0.02,
+        vs_null=True,
+    ),
+    # A demand-zero fault: end to end from a CPL3 task (fault, kernel #PF handler,
+    # PAGE_FAULT, IRET, retried store), and the PAGE_FAULT hypercall alone (the VMM's share).
+    BenchClass(
+        "as-fault",
+        "CPL3 page fault, demand-zero, end to end",
+        Group.PYVMM,
+        guest="as-fault",
+        features=_AS,
+        iter_scale=0.2,
+        vs_null=True,
+    ),
+    BenchClass(
+        "as-fault-vmm",
+        "PAGE_FAULT hypercall alone (VMM's share)",
+        Group.PYVMM,
+        guest="as-fault-vmm",
+        features=_AS,
+        iter_scale=0.2,
+        vs_null=True,
+    ),
+    # The guest's side of that fault without the VMM: a CPL3 system call round trip
+    # (on PVM it arrives through the kernel's #PF path too, see docs/abi.md).
+    BenchClass(
+        "as-syscall",
+        "CPL3 getpid() round trip, no hypercall",
+        Group.PYVMM,
+        guest="as-syscall",
+        features=_AS,
+        iter_scale=0.2,
+        vs_null=True,
+    ),
     # -- baselines measured in the same run
     BenchClass("base-c-exit", "(a) C exit loop, no dispatch", Group.BASELINE, guest="null", loop="c-null"),
     BenchClass("base-ioeventfd", "(b) in-kernel exit (KVM_IOEVENTFD)", Group.BASELINE, guest="ioeventfd"),
@@ -131,3 +195,4 @@ CLASSES: tuple[BenchClass, ...] = (
 
 BY_NAME = {c.name: c for c in CLASSES}
 BASELINE_A = "base-c-exit"
+NULL = "null"

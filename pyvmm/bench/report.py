@@ -45,6 +45,10 @@ def targets(results: list[Result]) -> list[Target]:
         r = by.get(name)
         return r.ratio if r else None
 
+    def vs_null(name: str) -> float | None:
+        r = by.get(name)
+        return r.null_ratio if r else None
+
     pyvmm = by.get("exit-pyvmm")
     send = by.get("send-1m")
     return [
@@ -58,7 +62,30 @@ def targets(results: list[Result]) -> list[Target]:
         ),
         Target("send 1 MiB throughput", send.throughput_gb_s if send else None, 1, False, " GB/s"),
         Target("notify round trip / C baseline (a)", ratio("notify-rtt"), 6, True, "x"),
+        Target("address-space switch / null hypercall", vs_null("as-switch"), 1.5, True, "x"),
+        Target("page fault served (CPL3, end to end) / null hypercall", vs_null("as-fault"), 2.5, True, "x"),
+        Target("map of 512 pages in one batch / null hypercall", vs_null("as-map-512"), 5, True, "x"),
     ]
+
+
+def fault_split(results: list[Result]) -> str | None:
+    """The demand-zero fault taken apart: the VMM's share (PAGE_FAULT alone) and the guest's rest."""
+    by = {r.cls.name: r for r in results if r.dist is not None}
+    whole, vmm = by.get("as-fault"), by.get("as-fault-vmm")
+    if not (whole and vmm):
+        return None
+    share = vmm.dist.median / whole.dist.median if whole.dist.median > 0 else 0.0
+    line = (
+        f"page fault, end to end {_ns(whole.dist.median)} ns = the VMM's share (PAGE_FAULT alone) "
+        f"{_ns(vmm.dist.median)} ns ({share:.0%})"
+    )
+    if vmm.null_ratio is not None:
+        line += f", {vmm.null_ratio:.2f}x null,"
+    line += f" + CPL3 #PF delivery, kernel entry/exit, IRET, retry {_ns(whole.dist.median - vmm.dist.median)} ns"
+    sys = by.get("as-syscall")
+    if sys is not None:
+        line += f" (a CPL3 system call round trip alone: {_ns(sys.dist.median)} ns)"
+    return line
 
 
 def net_null_ratio(results: list[Result]) -> float | None:
@@ -81,7 +108,7 @@ def format_table(results: list[Result], p: Params, host: dict) -> str:
         f"{host.get('kvm_backend')} on {host.get('cpu_model')}; Python {host.get('python')}",
         "times are per operation, timed inside the guest with the TSC (host-side classes: clock_gettime)",
         "",
-        f"{'class':<16} {'what':<38} {'median ns':>11} {'p99 ns':>11} {'x (a)':>7}  other",
+        f"{'class':<16} {'what':<42} {'median ns':>11} {'p99 ns':>11} {'x (a)':>7} {'x null':>7}  other",
     ]
     skipped = []
     for group in Group:
@@ -96,19 +123,20 @@ def format_table(results: list[Result], p: Params, host: dict) -> str:
             if r.dist is None:
                 continue
             ratio = f"{r.ratio:.2f}" if r.ratio is not None else ""
+            vs_null = f"{r.null_ratio:.2f}" if r.null_ratio is not None else ""
             other = []
             if r.throughput_gb_s is not None:
                 other.append(f"{r.throughput_gb_s:.2f} GB/s")
             if r.per_call_ns is not None:
-                other.append(f"{_ns(r.per_call_ns)} ns/call")
+                other.append(f"{_ns(r.per_call_ns)} ns/{r.cls.per}")
             if len(r.dist.rep_medians) > 1:
                 lo, hi = min(r.dist.rep_medians), max(r.dist.rep_medians)
                 other.append(f"reps {_ns(lo)}..{_ns(hi)}")
             if r.errors:
                 other.append(f"{r.errors} ERRORS")
             lines.append(
-                f"{r.cls.name:<16} {r.cls.title[:38]:<38} {_ns(r.dist.median):>11} {_ns(r.dist.p99):>11} {ratio:>7}"
-                f"  {', '.join(other)}"
+                f"{r.cls.name:<16} {r.cls.title[:42]:<42} {_ns(r.dist.median):>11} {_ns(r.dist.p99):>11} {ratio:>7}"
+                f" {vs_null:>7}  {', '.join(other)}"
             )
     if skipped:
         lines.append("-- skipped")
@@ -121,6 +149,9 @@ def format_table(results: list[Result], p: Params, host: dict) -> str:
     net = net_null_ratio(results)
     if net is not None:
         lines.append(f"  (information) null / (a) with the guest timing window taken off both: {net:.2f}x")
+    split = fault_split(results)
+    if split is not None:
+        lines.append(f"  (information) {split}")
     return "\n".join(lines)
 
 
@@ -144,11 +175,14 @@ def to_json(results: list[Result], p: Params, host: dict) -> dict:
             )
             if r.ratio is not None:
                 row["ratio_to_c_baseline"] = round(r.ratio, 3)
+            if r.null_ratio is not None:
+                row["ratio_to_null"] = round(r.null_ratio, 3)
             if r.throughput_gb_s is not None:
                 row["throughput_gb_s"] = round(r.throughput_gb_s, 3)
                 row["bytes_per_op"] = r.cls.bytes_per_op
             if r.per_call_ns is not None:
                 row["per_call_ns"] = round(r.per_call_ns, 1)
+                row["per"] = r.cls.per
         rows.append(row)
     return {
         "version": JSON_VERSION,
@@ -157,6 +191,21 @@ def to_json(results: list[Result], p: Params, host: dict) -> dict:
         "results": rows,
         "targets": {t.what: t.to_dict() for t in targets(results)},
         "null_ratio_net_of_window": None if (net := net_null_ratio(results)) is None else round(net, 3),
+        "page_fault_split": _fault_split_json(results),
+    }
+
+
+def _fault_split_json(results: list[Result]) -> dict | None:
+    by = {r.cls.name: r for r in results if r.dist is not None}
+    whole, vmm = by.get("as-fault"), by.get("as-fault-vmm")
+    if not (whole and vmm):
+        return None
+    return {
+        "end_to_end_ns": round(whole.dist.median, 1),
+        "vmm_share_ns": round(vmm.dist.median, 1),
+        "guest_side_ns": round(whole.dist.median - vmm.dist.median, 1),
+        "vmm_share_ratio_to_null": None if vmm.null_ratio is None else round(vmm.null_ratio, 3),
+        "cpl3_syscall_round_trip_ns": round(by["as-syscall"].dist.median, 1) if "as-syscall" in by else None,
     }
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pyvmm.bench.classes import BASELINE_A, CLASSES, BenchClass, Group
+from pyvmm.bench.classes import BASELINE_A, CLASSES, NULL, BenchClass, Group
 from pyvmm.bench.stats import Distribution
 from pyvmm.paravirt import abi
 from pyvmm.paravirt.abi import Feature, Layout
@@ -51,6 +51,7 @@ class Result:
     skipped: str | None = None
     errors: int = 0
     ratio: float | None = None  # median / median of baseline (a)
+    null_ratio: float | None = None  # median / median of the null class (pyvmm hypercall rows)
 
     @property
     def throughput_gb_s(self) -> float | None:
@@ -229,6 +230,8 @@ def run_all(classes: list[BenchClass], p: Params, progress: Progress = _stderr) 
         todo.append(next(c for c in CLASSES if c.name == _STATS_CLASS))
     if ratio_wanted and BASELINE_A not in names:
         todo.insert(0, next(c for c in CLASSES if c.name == BASELINE_A))
+    if any(c.vs_null for c in classes) and NULL not in names:
+        todo.insert(0, next(c for c in CLASSES if c.name == NULL))
     results: dict[str, Result] = {}
     for i, cls in enumerate(todo, 1):
         cp = p.for_class(cls)
@@ -259,13 +262,22 @@ def run_all(classes: list[BenchClass], p: Params, progress: Progress = _stderr) 
             raise
         results[cls.name] = res
         progress(f"[{i}/{len(todo)}] {cls.name:<16} {shown} ({time.monotonic() - started:.1f}s)")
+    apply_ratios(results)
+    order = [c.name for c in CLASSES]
+    return sorted(results.values(), key=lambda r: order.index(r.cls.name))
+
+
+def apply_ratios(results: dict[str, Result]) -> None:
+    """Medians as ratios: to baseline (a) where the class shows one, and, for pyvmm's own hypercall rows, to null."""
     base = results.get(BASELINE_A)
     base_median = base.dist.median if base and base.dist else None
+    null = results.get(NULL)
+    null_median = null.dist.median if null and null.dist else None
     for res in results.values():
         if res.dist is not None and res.cls.ratio and base_median:
             res.ratio = res.dist.median / base_median
-    order = [c.name for c in CLASSES]
-    return sorted(results.values(), key=lambda r: order.index(r.cls.name))
+        if res.dist is not None and res.cls.group is Group.PYVMM and null_median:
+            res.null_ratio = res.dist.median / null_median
 
 
 def _split_results(metrics, results: dict[str, Result]) -> None:
