@@ -8,6 +8,7 @@ ioctl), the result goes back the same way. Every other exit goes to
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import time
 from typing import TYPE_CHECKING
@@ -57,8 +58,90 @@ def vcpu_thread_main(ctx: VcpuContext) -> None:
 def run_loop(ctx: VcpuContext) -> str | None:
     """Run *ctx*'s vCPU until the machine stops (None) or the guest crashes (a reason).
 
-    Raises :class:`GuestExit` when the guest shuts down.
+    Raises :class:`GuestExit` when the guest shuts down. Uses the compiled loop
+    (:mod:`pyvmm.fastloop`) where it could be built, else :func:`python_loop`.
     """
+    from pyvmm.fastloop import library
+
+    lib = library()
+    return python_loop(ctx) if lib is None else native_loop(ctx, lib)
+
+
+def native_loop(ctx: VcpuContext, lib) -> str | None:
+    """:func:`python_loop`'s contract, with ``KVM_RUN`` and the hypercall test in C.
+
+    Each hypercall calls back into Python for the dispatch; the callback sets
+    ``stop`` to come back here (an exception to re-raise, or an upcall to
+    deliver before re-entry), as does every other exit.
+    """
+    from pyvmm.fastloop import DISPATCH_FN
+
+    machine = ctx.machine
+    vcpu = ctx.vcpu
+    run = vcpu.run
+    dispatch = machine.dispatcher.dispatch
+    deliver = machine.events.deliver
+    pending = ctx.pending
+    stop = ctypes.c_int(0)
+    raised: list[BaseException] = []
+    first = [ctx.id == 0]
+
+    def on_hypercall(nr, a0, a1, a2, a3, a4):
+        ctx.in_guest = False  # running our code: wakers need not kick (see Machine.wake_vcpu)
+        if first[0]:
+            machine.times.first_hypercall = time.monotonic_ns()
+            first[0] = False
+        try:
+            result = dispatch(ctx, nr, a0, a1, a2, a3, a4)
+        except BaseException as e:  # cannot unwind through C: hand it to the loop below
+            raised.append(e)
+            stop.value = 1
+            return 0
+        ctx.in_guest = True  # then the want_upcall check, as in python_loop
+        if ctx.want_upcall:
+            stop.value = 1
+        return result
+
+    callback = DISPATCH_FN(on_hypercall)  # kept alive by this frame for the whole loop
+    loop = lib.pyvmm_run_loop
+    fd = vcpu.fd
+    run_addr = ctypes.addressof(run)
+    if ctx.id == 0:
+        machine.times.first_run = time.monotonic_ns()
+    while True:
+        ctx.in_guest = True
+        if ctx.want_upcall:
+            deliver(ctx)
+        rc = loop(fd, run_addr, HYPERCALL_PORT, callback, stop)
+        ctx.in_guest = False
+        if raised:
+            exc = raised.pop()
+            try:
+                raise exc
+            finally:
+                del exc  # no frame -> exception -> traceback -> frame cycle holding the kvm_run view
+        if rc == 1:
+            stop.value = 0
+            continue
+        if rc < 0:
+            err = -rc
+            if err != errno.EINTR and err != errno.EAGAIN:
+                raise KvmError("KVM_RUN", err)
+            run.immediate_exit = 0  # before draining: a later kick re-arms it
+            if machine.stopping:
+                return None
+            while pending:
+                pending.popleft()(ctx)
+            continue
+        reason = handle_slow_exit(ctx)
+        if reason is not None:
+            return reason
+        if machine.stopping:
+            return None
+
+
+def python_loop(ctx: VcpuContext) -> str | None:
+    """The run loop in Python: the reference, and the fallback without gcc."""
     machine = ctx.machine
     vcpu = ctx.vcpu
     run = vcpu.run

@@ -181,9 +181,7 @@ CLASSES: tuple[BenchClass, ...] = (
     BenchClass("fp-nodispatch", "NULL answered inline, no dispatcher", Group.FASTPATH, guest="null", loop="nodispatch"),
     BenchClass("fp-lean", "exit read as memoryview words", Group.FASTPATH, guest="null", loop="lean"),
     BenchClass("fp-cffi", "KVM_RUN via cffi instead of ctypes", Group.FASTPATH, guest="null", loop="cffi"),
-    BenchClass(
-        "fp-c-callback", "C run loop, Python dispatch callback", Group.FASTPATH, guest="null", loop="c-callback"
-    ),
+    BenchClass("fp-python-loop", "run loop in Python (no gcc)", Group.FASTPATH, guest="null", loop="python"),
     BenchClass(
         "fp-c-cffi-callback", "C run loop, cffi dispatch callback", Group.FASTPATH, guest="null", loop="c-cffi-callback"
     ),

@@ -5,7 +5,8 @@ same contract, same handling of every exit but the one it changes, so a
 benchmark running the same guest measures only that change.
 
 - :func:`c_null_loop`: baseline (a), NULL hypercalls answered in C, no dispatch;
-- :func:`c_callback_loop`: ``KVM_RUN`` in C, every hypercall dispatched by a Python callback;
+- :func:`~pyvmm.runloop.python_loop`: the run loop in Python (pyvmm's default is the compiled
+  :func:`~pyvmm.runloop.native_loop`; this is its fallback without gcc);
 - :func:`getregs_loop`: registers by ``KVM_GET_REGS``/``KVM_SET_REGS`` instead of sync regs;
 - :func:`nodispatch_loop`: NULL answered inline in the loop (what the dispatcher call costs);
 - :func:`cffi_loop`: ``KVM_RUN`` through cffi instead of ctypes;
@@ -24,7 +25,7 @@ from pyvmm.kvm._libc import get_errno, ioctl_int, ioctl_ptr
 from pyvmm.kvm.constants import EXIT_IO_OUT, SYNC_X86_REGS, Ioctl
 from pyvmm.kvm.errors import KvmError
 from pyvmm.paravirt.abi import HYPERCALL_PORT, Hypercall
-from pyvmm.runloop import _EXIT_IO, handle_slow_exit
+from pyvmm.runloop import _EXIT_IO, handle_slow_exit, python_loop
 
 if TYPE_CHECKING:
     from pyvmm.machine import VcpuContext
@@ -89,57 +90,8 @@ def c_null_loop(ctx: VcpuContext) -> str | None:
             return done
 
 
-def c_callback_loop(ctx: VcpuContext) -> str | None:
-    """``KVM_RUN`` in a C loop that calls the Python dispatcher for each hypercall."""
-    from pyvmm.bench.native import DISPATCH_FN, native
-
-    lib = native()
-    vcpu = ctx.vcpu
-    machine = ctx.machine
-    dispatch = machine.dispatcher.dispatch
-    stop = ctypes.c_int(0)
-    raised: list[BaseException] = []
-
-    def on_hypercall(nr, a0, a1, a2, a3, a4):
-        try:
-            result = dispatch(ctx, nr, a0, a1, a2, a3, a4)
-        except BaseException as e:  # cannot unwind through C: hand it to the loop below
-            raised.append(e)
-            stop.value = 1
-            return 0
-        if ctx.want_upcall:  # raised on our own thread (no kick): leave C to deliver it
-            stop.value = 1
-        return result
-
-    callback = DISPATCH_FN(on_hypercall)  # kept alive by this frame for the whole loop
-    fd = vcpu.fd
-    run_addr = ctypes.addressof(vcpu.run)
-    while True:
-        ctx.in_guest = True
-        if ctx.want_upcall:
-            machine.events.deliver(ctx)
-        rc = lib.pyvmm_callback_loop(fd, run_addr, HYPERCALL_PORT, callback, ctypes.byref(stop))
-        ctx.in_guest = False
-        if raised:
-            raise raised[0]
-        if rc < 0:
-            if _interrupted(ctx, -rc):
-                return None
-            continue
-        if rc == 1:  # left for an upcall to deliver
-            stop.value = 0
-            if machine.stopping:
-                return None
-            continue
-        reason = handle_slow_exit(ctx)
-        if reason is not None:
-            return reason
-        if machine.stopping:
-            return None
-
-
 def c_cffi_callback_loop(ctx: VcpuContext) -> str | None:
-    """:func:`c_callback_loop` with cffi (ABI mode) for the call into C and the callback."""
+    """:func:`~pyvmm.runloop.native_loop` with cffi (ABI mode) for the call into C and the callback."""
     import cffi
 
     from pyvmm.bench.native import library_path
@@ -350,7 +302,7 @@ def lean_loop(ctx: VcpuContext) -> str | None:
 #: name -> loop, as the bench registry names them.
 LOOPS: dict[str, Loop] = {
     "c-null": c_null_loop,
-    "c-callback": c_callback_loop,
+    "python": python_loop,
     "c-cffi-callback": c_cffi_callback_loop,
     "getregs": getregs_loop,
     "nodispatch": nodispatch_loop,

@@ -46,7 +46,11 @@ class Vcpu(IoctlFd):
         self.sync_regs = None
         self.run = None
         self.run_bytes.release()
-        self._mm.close()
+        try:
+            self._mm.close()
+        except BufferError:
+            pass  # a view is still alive somewhere: the page is unmapped when it goes
+
         os.close(self.fd)
         self.fd = -1
 
