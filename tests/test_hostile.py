@@ -225,3 +225,19 @@ def test_thousands_of_address_space_creates():
     got = steps(run)
     assert got.get("all-destroyed") == 1 and got.get("same-capacity") == 1, run.stdout
     assert run.returncode == 0, run
+
+
+def test_deadlines_of_2_to_the_64_do_not_kill_timers_or_block():
+    """Regression (found by tests/test_fuzz_dispatcher.py): TIMER_SET(2**64-1) killed the timer
+    thread and BLOCK(2**64-1) stopped the VM with an internal error (lock timeout overflow)."""
+    run = hostile("huge-deadlines", "--vcpus", "2", "--timeout", "30")
+    skip_if_unsupported(run)
+    assert_host_intact(run)
+    assert steps(run) == {
+        "timer-max": 0,
+        "timer-soon": 0,
+        "timer-fired-while-running": 1,
+        "start-notifier": 0,
+        "block-max-woken": 0,
+    }, run.stdout + run.stderr
+    assert run.returncode == 0, run

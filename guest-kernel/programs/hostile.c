@@ -372,6 +372,44 @@ static int vcpu_up_garbage(void)
         pvm_block(0);
 }
 
+/* Deadlines of 2^64-1 ns: the timer must still work for later deadlines, and BLOCK with
+ * such a deadline sleeps until an event (regression: both used to raise OverflowError). */
+static volatile long later_port;
+static void notify_later(unsigned cpu)
+{
+    (void)cpu;
+    uint64_t until = now_ns() + 5000000;
+    while (now_ns() < until)
+        __asm__ volatile("pause");
+    pvm_notify((unsigned)later_port);
+    for (;;)
+        pvm_block(0);
+}
+
+static int huge_deadlines(void)
+{
+    long vport = evt_bind_virq(PVM_VIRQ_TIMER, 0);
+    if (vport < 0)
+        return unsupported("EVENT_BIND", vport);
+    irq_disable();
+    check("timer-max", pvm_timer_set(~0ul), 0);
+    uint64_t settle = now_ns() + 20000000; /* let the timer thread start waiting for it */
+    while (now_ns() < settle)
+        __asm__ volatile("pause");
+    check("timer-soon", pvm_timer_set(now_ns() + 2000000), 0);
+    uint64_t give_up = now_ns() + 2000000000ull;
+    while (!shared_info->evtchn_pending[vport] && now_ns() < give_up)
+        __asm__ volatile("pause");
+    check("timer-fired-while-running", shared_info->evtchn_pending[vport], 1);
+    evt_scan();
+    if (boot_info->nr_vcpus >= 2) {
+        later_port = evt_bind_ipi(0);
+        check("start-notifier", smp_start(1, notify_later), 0);
+        check("block-max-woken", pvm_block(~0ul), 0);
+    }
+    return result();
+}
+
 static int as_storm(void)
 {
     long h = hc(PVM_HC_AS_CREATE, 0, 0, 0, 0);
@@ -503,6 +541,8 @@ static int hostile_main(void)
         return vcpu_up();
     if (IS("vcpu-up-garbage"))
         return vcpu_up_garbage();
+    if (IS("huge-deadlines"))
+        return huge_deadlines();
     if (IS("as-storm"))
         return as_storm();
     if (IS("disk"))
