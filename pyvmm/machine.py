@@ -182,7 +182,10 @@ class Machine:
             if e.errno not in (errno.ENOTTY, errno.EINVAL):
                 raise  # backends without real-mode emulation do not implement it
 
-        self.memory = mem = GuestMemory(cfg.memory)
+        try:
+            self.memory = mem = GuestMemory(cfg.memory)
+        except OSError as e:
+            raise MachineError(f"--memory {cfg.memory >> 20}M: cannot map guest RAM ({e.strerror})") from None
         self.vm.set_user_memory_region(0, 0, mem.size, mem.host_address)
         self.elf: LoadedElf = self.image.load(mem, reserved_end=Layout.RESERVED_END)
 
@@ -228,6 +231,10 @@ class Machine:
         self.tsc_khz = self._tsc_khz(boot_cpu)
         self._write_boot_info(boot_cpu)
         boot_cpu.set_regs(boot.boot_regs(entry=self.elf.entry, stack=mem.size, arg=Layout.BOOT_INFO))
+        # What run() and a vCPU thread import, imported now: an import opens files, and one
+        # failing mid-run (no fd left: EMFILE) would kill a vCPU thread, not fail the build.
+        import pyvmm.crash
+        import pyvmm.runloop  # noqa: F401
 
     @staticmethod
     def _tsc_khz(vcpu: Vcpu) -> int:

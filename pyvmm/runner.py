@@ -64,6 +64,8 @@ def run_guest(opts: RunOptions) -> int:
         machine = Machine(config)
     except (KvmError, LoaderError, MachineError) as e:
         return fail(str(e))
+    except OSError as e:  # the host ran out of something while building (EMFILE, ENOMEM): not a crash
+        return fail(f"cannot build the VM: {e.strerror or e}")
 
     def on_signal(signum, frame):
         machine.request_stop(RunResult(StopReason.SIGNAL, exit_code=128 + signum, signal=signum))

@@ -4,6 +4,7 @@ segments that satisfy the loader's invariants; no other exception ever escapes."
 
 from __future__ import annotations
 
+import itertools
 import struct
 import tempfile
 from pathlib import Path
@@ -102,7 +103,7 @@ def _check_loaded(image_bytes: bytes, mem: GuestMemory, loaded) -> None:
     for s in segs:
         assert Layout.RESERVED_END <= s.gpa and s.end <= mem.size, s
         assert s.filesz <= s.memsz, s
-    for a, b in zip(segs, segs[1:], strict=False):
+    for a, b in itertools.pairwise(segs):
         assert a.end <= b.gpa, (a, b)
     assert any(s.executable and s.gpa <= loaded.entry < s.gpa + s.filesz for s in segs), hex(loaded.entry)
 
