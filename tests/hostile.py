@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 import pytest
 
 from .conftest import ROOT, Run, pyvmm
+from .soak import pyvmm_argv, read_hwm
 
 _STEP = re.compile(r"^hostile ([\w^.-]+): (-?\d+)( \(WRONG\))?$", re.MULTILINE)
 
@@ -45,42 +45,16 @@ class Measured:
     returncode: int
     stdout: str
     stderr: str
-    max_rss_kib: int
+    max_rss_kib: int  # the pyvmm process's own peak RSS (VmHWM)
     seconds: float
 
 
-def run_measured(*args: str, timeout: float = 60, input: bytes | None = None) -> Measured:
-    """Run ``pyvmm`` and report its own peak RSS (``wait4`` rusage of that one child)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+def run_measured(*args: str, timeout: float = 60) -> Measured:
+    """Run ``pyvmm ARGS`` (the real CLI) and report its peak RSS."""
+    with tempfile.TemporaryDirectory(prefix="pyvmm-hwm-") as d:
+        hwm = os.path.join(d, "hwm")
         t0 = time.monotonic()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pyvmm", *args],
-            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            cwd=ROOT,
+        proc = subprocess.run(
+            pyvmm_argv(hwm, *args), capture_output=True, text=True, timeout=timeout, cwd=ROOT, stdin=subprocess.DEVNULL
         )
-        if input is not None:
-            proc.stdin.write(input)
-            proc.stdin.close()
-        deadline = t0 + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                proc.wait()
-                raise AssertionError(f"pyvmm {' '.join(args)} did not stop within {timeout}s")
-            time.sleep(0.02)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        seconds = time.monotonic() - t0
-        out.seek(0)
-        err.seek(0)
-        return Measured(
-            proc.returncode,
-            out.read().decode(errors="replace"),
-            err.read().decode(errors="replace"),
-            usage.ru_maxrss,
-            seconds,
-        )
+        return Measured(proc.returncode, proc.stdout, proc.stderr, read_hwm(hwm), time.monotonic() - t0)
