@@ -27,8 +27,8 @@ pytestmark = pytest.mark.kvm
 MEMORY = 16 << 20
 U64 = (1 << 64) - 1
 ERRNOS = {int(e) for e in Errno}
-#: A BLOCK that finds nothing pending sleeps, as documented; the watchdog wakes it.
-WATCHDOG_S = 2.0
+#: A BLOCK that finds nothing pending sleeps, as documented: the waker plays the event after this.
+WAKER_PERIOD_S = 0.01
 
 
 @pytest.fixture(scope="module")
@@ -42,12 +42,17 @@ def machine(guest_kernel, tmp_path_factory):
     )
     m.console.in_fd = null_in  # RECV on the console reads end of input, never the test's stdin
     m.vcpus[0].started = True  # the caller: running, as a real guest's vCPU is
+    stop = threading.Event()
+    waker = threading.Thread(target=_waker, args=(m, stop), name="fuzz-waker", daemon=True)
+    waker.start()
     previous_hook = threading.excepthook
     threading.excepthook = lambda args: _thread_errors.append(
         f"{args.thread.name}: {args.exc_type.__name__}: {args.exc_value}"
     )
     try:
         yield m
+        stop.set()
+        waker.join()
         m.close()  # stops the timer thread: it must not have died before
     finally:
         threading.excepthook = previous_hook
@@ -55,6 +60,16 @@ def machine(guest_kernel, tmp_path_factory):
         os.close(null_in)
     report("dispatcher", _count["cases"], **{k: v for k, v in _count.items() if k != "cases"})
     assert not _thread_errors, _thread_errors
+
+
+def _waker(machine: Machine, stop: threading.Event) -> None:
+    """Raise vCPU 0's upcall whenever a fuzzed BLOCK sleeps (nothing else would ever wake it)."""
+    ctx = machine.vcpus[0]
+    while not stop.wait(WAKER_PERIOD_S):
+        if ctx.parker.parked:
+            machine.events.shared.vcpu[0].upcall_pending = 1
+            if ctx.parker.unpark():
+                _count["woken"] += 1
 
 
 def _u64(values) -> st.SearchStrategy[int]:
@@ -123,7 +138,7 @@ multicall_arrays = st.lists(
 
 #: Exceptions that escaped a pyvmm thread (timers, watchers): each one is a bug.
 _thread_errors: list[str] = []
-_count = {"cases": 0, "shutdown": 0, "errno": 0, "ok": 0, "watchdog": 0}
+_count = {"cases": 0, "shutdown": 0, "errno": 0, "ok": 0, "woken": 0}
 
 
 def _valid(result: int) -> bool:
@@ -135,35 +150,20 @@ def _valid(result: int) -> bool:
 
 
 def _dispatch(machine: Machine, nr: int, args: list[int]) -> int | None:
-    ctx = machine.vcpus[0]
-    events = machine.events
-    fired = threading.Event()
-
-    def wake() -> None:
-        fired.set()
-        events.shared.vcpu[0].upcall_pending = 1
-        ctx.parker.unpark()
-
-    watchdog = threading.Timer(WATCHDOG_S, wake)
-    watchdog.start()
     try:
-        return machine.dispatcher.dispatch(ctx, nr, *args)
+        return machine.dispatcher.dispatch(machine.vcpus[0], nr, *args)
     except GuestExit as e:
         assert 0 <= e.code <= 255
         _count["shutdown"] += 1
         return None
-    finally:
-        watchdog.cancel()
-        if fired.is_set():
-            _count["watchdog"] += 1
 
 
 def _check(machine: Machine, nr: int, args: list[int], writes) -> None:
     mem = machine.memory
     for gpa, data in writes:
         mem.write(gpa, data[: MEMORY - gpa])
-    # Usually one upcall is pending, so a fuzzed BLOCK returns at once; a fuzzed write
-    # into the shared page may clear it: then the watchdog plays the waking event.
+    # Usually one upcall is pending, so a fuzzed BLOCK returns at once; when a fuzzed write
+    # into the shared page has cleared it, the waker plays the event.
     machine.events.shared.vcpu[0].upcall_pending = 1
     _count["cases"] += 1
     result = _dispatch(machine, nr, args)
