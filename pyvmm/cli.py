@@ -39,11 +39,21 @@ def run(
     vcpus: Annotated[int, _option("vcpus")] = 1,
     disk: Annotated[Optional[list[str]], _option("disk")] = None,  # noqa: UP045
     channel: Annotated[Optional[list[str]], _option("channel")] = None,  # noqa: UP045
+    no_seccomp: Annotated[bool, _option("no_seccomp")] = False,
 ) -> None:
     """Boot a guest, stream its console, and exit with its exit code."""
     from pyvmm.runner import run_guest
 
-    opts = RunOptions(guest, memory, cmdline, timeout, vcpus, disk=list(disk or ()), channel=list(channel or ()))
+    opts = RunOptions(
+        guest,
+        memory,
+        cmdline,
+        timeout,
+        vcpus,
+        disk=list(disk or ()),
+        channel=list(channel or ()),
+        no_seccomp=no_seccomp,
+    )
     raise typer.Exit(run_guest(opts))
 
 

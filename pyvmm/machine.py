@@ -316,6 +316,18 @@ class Machine:
         self.start_vcpu(ctx, vcpu_thread_main)
         return True
 
+    def contain(self) -> None:
+        """Load the seccomp allow-list (:mod:`pyvmm.sandbox`) into this process: after
+        setup, before the first ``KVM_RUN``; irreversible. Raises ``SandboxError``."""
+        # Imported now: an import opens files, which the filter refuses (no disassembly in
+        # crash reports then: capstone's import would cost more than a whole boot).
+        import pyvmm.kvm.exits  # noqa: F401
+        from pyvmm import sandbox
+        from pyvmm.devices.spec import StreamSpec
+
+        serves = any(isinstance(spec, StreamSpec) and spec.server for spec in self.config.channels)
+        sandbox.apply(sandbox.SERVER_SOCKET_RULES if serves else ())
+
     def start_vcpu(self, ctx: VcpuContext, target) -> None:
         ctx.thread = threading.Thread(target=target, args=(ctx,), name=f"vcpu{ctx.id}", daemon=True)
         ctx.thread.start()

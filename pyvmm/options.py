@@ -43,6 +43,12 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
         "SPEC",
         repeat=True,
     ),
+    OptionSpec(
+        "no_seccomp",
+        ("--no-seccomp",),
+        bool,
+        "Do not confine pyvmm with a seccomp allow-list once the VM is built.",
+    ),
 )
 
 
@@ -55,6 +61,7 @@ class RunOptions:
     vcpus: int = 1
     disk: list[str] = field(default_factory=list)
     channel: list[str] = field(default_factory=list)
+    no_seccomp: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -70,6 +77,12 @@ def parse_run_fast(args: list[str]) -> RunOptions | None:
             spec = by_flag.get(flag)
             if spec is None:
                 return None
+            if spec.type is bool:  # a flag: no value
+                if eq:
+                    return None
+                setattr(opts, spec.name, True)
+                i += 1
+                continue
             if not eq:
                 if i + 1 >= len(args):
                     return None

@@ -71,6 +71,15 @@ def run_guest(opts: RunOptions) -> int:
         machine.request_stop(RunResult(StopReason.SIGNAL, exit_code=128 + signum, signal=signum))
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if not opts.no_seccomp:
+        from pyvmm import sandbox
+
+        if sandbox.available():  # where libseccomp is missing, pyvmm runs uncontained
+            try:
+                machine.contain()
+            except sandbox.SandboxError as e:
+                machine.close()
+                return fail(f"cannot confine pyvmm with seccomp ({e}); --no-seccomp runs without it")
     try:
         result = machine.run()
     finally:

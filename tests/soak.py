@@ -139,11 +139,14 @@ def soak_concurrent(vms: int, parallel: int, *, kernel: Path | None = None) -> C
 #: in the file named by argv[1].
 _HWM_WRAPPER = (
     "import atexit, sys\n"
-    "out = sys.argv[1]\n"
+    "out = open(sys.argv[1], 'w')\n"
+    "status = open('/proc/self/status')  # opened now: pyvmm's seccomp filter refuses open later\n"
     "def hwm():\n"
-    "    for line in open('/proc/self/status'):\n"
+    "    status.seek(0)\n"
+    "    for line in status.read().splitlines():\n"
     "        if line.startswith('VmHWM:'):\n"
-    "            open(out, 'w').write(line.split()[1])\n"
+    "            out.write(line.split()[1])\n"
+    "    out.close()\n"
     "atexit.register(hwm)\n"
     "sys.argv = ['pyvmm', *sys.argv[2:]]\n"
     "from pyvmm.__main__ import main\n"
