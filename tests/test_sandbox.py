@@ -97,3 +97,8 @@ def test_contained_runs_keep_their_behaviour(tmp_path):
     assert run.returncode == 125 and "triple fault" in run.stderr and "0f 0b" in run.stderr, run
     run = pyvmm("run", "--cmdline", "test=spin", "--timeout", "0.3")
     assert run.returncode == 124, run
+
+
+def test_info_says_pyvmm_is_contained():
+    run = pyvmm("info")
+    assert "seccomp:         libseccomp.so.2" in run.stdout, run
