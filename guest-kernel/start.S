@@ -17,6 +17,7 @@ _start:
     .balign 16
 boot_stack:
     .skip 16384
+    .global boot_stack_top /* test=hostile case=return returns to the code after `call kmain` */
 boot_stack_top:
 
 /* Secondary vCPUs (VCPU_UP): rsp = their stack, rdi = their cpu number. */

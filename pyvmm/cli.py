@@ -42,6 +42,7 @@ def run(
     channel: Annotated[Optional[list[str]], _option("channel")] = None,  # noqa: UP045
     stats: Annotated[bool, _option("stats")] = False,
     stats_json: Annotated[Optional[str], _option("stats_json")] = None,  # noqa: UP045
+    no_seccomp: Annotated[bool, _option("no_seccomp")] = False,
 ) -> None:
     """Boot a guest, stream its console, and exit with its exit code."""
     from pyvmm.runner import run_guest
@@ -56,6 +57,7 @@ def run(
         channel=list(channel or ()),
         stats=stats,
         stats_json=stats_json,
+        no_seccomp=no_seccomp,
     )
     raise typer.Exit(run_guest(opts))
 

@@ -45,14 +45,14 @@ class CrashReport:
 def _disassemble(code: bytes, address: int) -> list[str]:
     try:
         import capstone
-    except ImportError:
+    except Exception:  # not installed, or cannot be loaded now (no fd left, seccomp): no disassembly
         capstone = None
     if capstone is not None:
         md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
         return [f"{i.address:#x}: {i.mnemonic} {i.op_str}".rstrip() for i in md.disasm(code, address)][:4]
     try:
         import iced_x86
-    except ImportError:
+    except Exception:
         return []
     decoder = iced_x86.Decoder(64, code, ip=address)
     formatter = iced_x86.Formatter(iced_x86.FormatterSyntax.GAS)
@@ -60,8 +60,17 @@ def _disassemble(code: bytes, address: int) -> list[str]:
 
 
 def build_report(vcpu, vcpu_id: int, reason: str, mem: GuestMemory) -> CrashReport:
-    """Collect registers and code bytes from a stopped *vcpu* (never raises)."""
+    """Collect registers and code bytes from a stopped *vcpu* (never raises: a vCPU thread
+    that raised here would die without stopping the VM)."""
     report = CrashReport(vcpu_id, reason)
+    try:
+        return _fill_report(report, vcpu, mem)
+    except Exception as e:
+        report.reason += f" (report incomplete: {type(e).__name__}: {e})"
+        return report
+
+
+def _fill_report(report: CrashReport, vcpu, mem: GuestMemory) -> CrashReport:
     try:
         regs = vcpu.get_regs()
         sregs = vcpu.get_sregs()

@@ -28,6 +28,10 @@ def print_info(path: str | None = None) -> int:
     with kvm:
         print(f"KVM API version: {version}{'' if version == 12 else ' (pyvmm needs 12)'}")
         print(f"backend module:  {kvm_backend()}")
+        from pyvmm import sandbox
+
+        contained = "libseccomp.so.2 (pyvmm run confines itself)" if sandbox.available() else "no libseccomp"
+        print(f"seccomp:         {contained}")
         print("capabilities:")
         for cap in Cap:
             value = kvm.check_extension(cap)

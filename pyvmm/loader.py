@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,18 +158,51 @@ class ElfImage:
         return LoadedElf(path, self.entry, [seg for seg, _ in self.segments], self.image)
 
 
+#: Largest guest file read: more could never fit in guest RAM, and reading it whole would
+#: only exhaust the host's memory.
+MAX_IMAGE_SIZE = 1 << 30
+
+
+def _read_image(path: str) -> bytes:
+    """The file's bytes; only a regular file, so a FIFO cannot hang pyvmm nor /dev/zero fill its memory."""
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer must not wait for one.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise LoaderError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise LoaderError(f"{path}: is a directory, not a guest ELF") from None
+    except OSError as e:
+        raise LoaderError(f"{path}: cannot open ({e.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise LoaderError(f"{path}: is a directory, not a guest ELF")
+        if not stat.S_ISREG(st.st_mode):
+            raise LoaderError(f"{path}: not a regular file")
+        if st.st_size > MAX_IMAGE_SIZE:
+            raise LoaderError(f"{path}: too large for a guest ELF ({st.st_size} bytes, at most {MAX_IMAGE_SIZE})")
+        chunks = []
+        total = 0
+        while total <= MAX_IMAGE_SIZE:  # a file that grows while we read stops here too
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > MAX_IMAGE_SIZE:
+            raise LoaderError(f"{path}: too large for a guest ELF (more than {MAX_IMAGE_SIZE} bytes)")
+        return b"".join(chunks)
+    except OSError as e:
+        raise LoaderError(f"{path}: cannot read ({e.strerror})") from None
+    finally:
+        os.close(fd)
+
+
 def read_elf(path: str | Path) -> ElfImage:
     """Read and validate *path*: ELF64, x86-64, static executable, sane segments and entry."""
     path = str(path)
-    p = Path(path)
-    if p.is_dir():
-        raise LoaderError(f"{path}: is a directory, not a guest ELF")
-    try:
-        image = p.read_bytes()
-    except FileNotFoundError:
-        raise LoaderError(f"{path}: no such file") from None
-    except OSError as e:
-        raise LoaderError(f"{path}: cannot read ({e.strerror})") from None
+    image = _read_image(path)
 
     entry, phdrs = _parse(path, image)
     segments: list[tuple[Segment, int]] = []

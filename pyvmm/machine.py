@@ -203,7 +203,10 @@ class Machine:
             if e.errno not in (errno.ENOTTY, errno.EINVAL):
                 raise  # backends without real-mode emulation do not implement it
 
-        self.memory = mem = GuestMemory(cfg.memory)
+        try:
+            self.memory = mem = GuestMemory(cfg.memory)
+        except OSError as e:
+            raise MachineError(f"--memory {cfg.memory >> 20}M: cannot map guest RAM ({e.strerror})") from None
         self.vm.set_user_memory_region(0, 0, mem.size, mem.host_address)
         self.elf: LoadedElf = self.image.load(mem, reserved_end=Layout.RESERVED_END)
 
@@ -259,6 +262,10 @@ class Machine:
         self.tsc_khz = self._tsc_khz(boot_cpu)
         self._write_boot_info(boot_cpu)
         boot_cpu.set_regs(boot.boot_regs(entry=self.elf.entry, stack=mem.size, arg=Layout.BOOT_INFO))
+        # What run() and a vCPU thread import, imported now: an import opens files, and one
+        # failing mid-run (no fd left: EMFILE) would kill a vCPU thread, not fail the build.
+        import pyvmm.crash
+        import pyvmm.runloop  # noqa: F401
 
     @staticmethod
     def _tsc_khz(vcpu: Vcpu) -> int:
@@ -344,6 +351,21 @@ class Machine:
             ctx.start_regs = (entry, stack, arg)
         self.start_vcpu(ctx, vcpu_thread_main)
         return True
+
+    def contain(self) -> None:
+        """Load the seccomp allow-list (:mod:`pyvmm.sandbox`) into this process: after
+        setup, before the first ``KVM_RUN``; irreversible. Raises ``SandboxError``."""
+        # Imported now: an import opens files, which the filter refuses (no disassembly in
+        # crash reports then: capstone's import would cost more than a whole boot).
+        import pyvmm.kvm.exits  # noqa: F401
+        from pyvmm import sandbox
+        from pyvmm.fastloop import library
+
+        library()  # the compiled run loop: built (gcc) and loaded while that is still allowed
+        from pyvmm.devices.spec import StreamSpec
+
+        serves = any(isinstance(spec, StreamSpec) and spec.server for spec in self.config.channels)
+        sandbox.apply(sandbox.SERVER_SOCKET_RULES if serves else ())
 
     def start_vcpu(self, ctx: VcpuContext, target) -> None:
         ctx.thread = threading.Thread(target=target, args=(ctx,), name=f"vcpu{ctx.id}", daemon=True)

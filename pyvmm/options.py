@@ -47,6 +47,12 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
         "stats", ("--stats",), bool, "Time every exit; print per-exit-reason and per-hypercall counts to stderr."
     ),
     OptionSpec("stats_json", ("--stats-json",), str, "Time every exit; write the counts as JSON to FILE.", "FILE"),
+    OptionSpec(
+        "no_seccomp",
+        ("--no-seccomp",),
+        bool,
+        "Do not confine pyvmm with a seccomp allow-list once the VM is built.",
+    ),
 )
 
 
@@ -61,6 +67,7 @@ class RunOptions:
     channel: list[str] = field(default_factory=list)
     stats: bool = False
     stats_json: str | None = None
+    no_seccomp: bool = False
     extra: dict = field(default_factory=dict)
 
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import _thread
 
+#: Longest single park: a guest deadline may be any u64 ns, more than a lock timeout takes
+#: (OverflowError); callers re-check their condition and park again.
+MAX_PARK_S = 3600.0
+
 
 class Parker:
     """One sleeper (the vCPU's own thread), any number of wakers.
@@ -31,7 +35,7 @@ class Parker:
     def park(self, timeout_s: float | None) -> None:
         """Sleep until :meth:`unpark` or the timeout. Call with :attr:`guard` NOT held,
         after setting :attr:`parked` under it."""
-        woken = self._token.acquire(True, -1 if timeout_s is None else max(timeout_s, 0.0))
+        woken = self._token.acquire(True, -1 if timeout_s is None else min(max(timeout_s, 0.0), MAX_PARK_S))
         with self.guard:
             if self.parked:  # timed out and nobody woke us
                 self.parked = False

@@ -176,7 +176,8 @@ def python_loop(ctx: VcpuContext) -> str | None:
             while pending:
                 pending.popleft()(ctx)
             continue
-        if run.exit_reason == _EXIT_IO and io.port == port and io.direction == out and io.size == 4:
+        # count == 1: a `rep outsl` of several dwords is an ABI violation, not a hypercall (issue 6).
+        if run.exit_reason == _EXIT_IO and io.port == port and io.direction == out and io.size == 4 and io.count == 1:
             if not seen_first:
                 machine.times.first_hypercall = time.monotonic_ns()
                 seen_first = True

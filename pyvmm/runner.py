@@ -75,11 +75,29 @@ def run_guest(opts: RunOptions) -> int:
         machine = Machine(config)
     except (KvmError, LoaderError, MachineError) as e:
         return fail(str(e))
+    except OSError as e:  # the host ran out of something while building (EMFILE, ENOMEM): not a crash
+        return fail(f"cannot build the VM: {e.strerror or e}")
 
     def on_signal(signum, frame):
         machine.request_stop(RunResult(StopReason.SIGNAL, exit_code=128 + signum, signal=signum))
 
+    stats_file = None
+    if opts.stats_json is not None:
+        try:  # opened now: once the seccomp filter is loaded no file can be opened
+            stats_file = open(opts.stats_json, "w")
+        except OSError as e:
+            machine.close()
+            return fail(f"--stats-json: cannot write {opts.stats_json}: {e.strerror}")
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if not opts.no_seccomp:
+        from pyvmm import sandbox
+
+        if sandbox.available():  # where libseccomp is missing, pyvmm runs uncontained
+            try:
+                machine.contain()
+            except sandbox.SandboxError as e:
+                machine.close()
+                return fail(f"cannot confine pyvmm with seccomp ({e}); --no-seccomp runs without it")
     try:
         result = machine.run()
     finally:
@@ -87,7 +105,7 @@ def run_guest(opts: RunOptions) -> int:
             signal.signal(sig, handler)
         machine.close()
     if machine.metrics is not None:
-        status = _report_stats(machine.metrics, opts)
+        status = _report_stats(machine.metrics, opts, stats_file)
         if status:
             return status
     if opts.stats:
@@ -101,14 +119,15 @@ def run_guest(opts: RunOptions) -> int:
     return result.exit_code
 
 
-def _report_stats(metrics, opts: RunOptions) -> int:
-    """``--stats`` table to stderr (stdout is the guest's console); ``--stats-json`` to a file."""
+def _report_stats(metrics, opts: RunOptions, stats_file) -> int:
+    """``--stats`` table to stderr (stdout is the guest's console); ``--stats-json`` to *stats_file*."""
     summary = metrics.summary()
     if opts.stats:
         print(summary.format(), file=sys.stderr)
-    if opts.stats_json is not None:
+    if stats_file is not None:
         try:
-            Path(opts.stats_json).write_text(summary.to_json() + "\n")
+            with stats_file:
+                stats_file.write(summary.to_json() + "\n")
         except OSError as e:
             return fail(f"--stats-json: cannot write {opts.stats_json}: {e.strerror}")
     return 0

@@ -76,7 +76,7 @@ def run_loop_stats(ctx: VcpuContext) -> str | None:
             add(vmm_aggs.setdefault(INTERRUPTED, new_agg()), clock() - t1)
             continue
         reason = run.exit_reason
-        if reason == _EXIT_IO and io.port == port and io.direction == out and io.size == 4:
+        if reason == _EXIT_IO and io.port == port and io.direction == out and io.size == 4 and io.count == 1:
             if not seen_first:
                 machine.times.first_hypercall = time.monotonic_ns()
                 seen_first = True

@@ -12,6 +12,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+#: Longest single wait: a guest's deadline may be any u64 (2**64 ns is 584 years), beyond
+#: what a lock timeout takes (OverflowError); the loop simply waits again.
+MAX_WAIT_S = 3600.0
+
 
 class TimerService:
     def __init__(self, on_expire: Callable[[Any], None]) -> None:
@@ -57,7 +61,7 @@ class TimerService:
                     del self._deadlines[owner]
                 if not due:
                     nearest = min(self._deadlines.values(), default=None)
-                    self._cond.wait(None if nearest is None else (nearest - now) / 1e9)
+                    self._cond.wait(None if nearest is None else min((nearest - now) / 1e9, MAX_WAIT_S))
                     continue
             for owner in due:
                 self._on_expire(owner)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from pyvmm.paravirt.abi import MULTICALL_MAX, Errno, Hypercall, MulticallEntry, errno_result
 from pyvmm.paravirt.dispatcher import Dispatcher, HypercallError
+from pyvmm.paravirt.hypercalls import check_guest_writable
 
 if TYPE_CHECKING:
     from pyvmm.machine import Machine
@@ -28,6 +29,8 @@ def install_multicall(dispatcher: Dispatcher, machine: Machine) -> None:
         if count > MULTICALL_MAX:
             raise HypercallError(Errno.E2BIG, f"more than {MULTICALL_MAX} entries")
         mem.check(entries, count * _ENTRY)  # the whole array, once
+        # pyvmm writes each result back: not into pages the guest may not write itself.
+        check_guest_writable(entries, count * _ENTRY)
         batch = (MulticallEntry * count).from_buffer_copy(mem.read(entries, count * _ENTRY))
         dispatch = dispatcher.dispatch
         for i, entry in enumerate(batch):
