@@ -12,12 +12,6 @@
 #include "lib.h"
 #include "programs.h"
 
-/* Address-space calls (issue 4), by their reserved numbers, until the header has them. */
-#ifndef PVM_HC_AS_CREATE
-#define PVM_HC_AS_CREATE 32
-#define PVM_HC_AS_DESTROY 33
-#endif
-
 static int bad;
 
 static void check(const char *what, long got, long want)
