@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import struct
-from array import array
 
 TOP = 1 << 63
 
@@ -29,31 +28,10 @@ def tops(n: int) -> int:
     return ones(n) << 63
 
 
-@functools.cache
-def steps(n: int, stride: int) -> int:
-    """``i * stride`` in lane *i* (``stride * (n-1)`` below 2**64)."""
-    return int.from_bytes(struct.pack(f"<{n}Q", *range(0, n * stride, stride)), "little")
-
-
 @functools.lru_cache(maxsize=64)  # bounds and flags: a few values, each a 4 KiB multiply saved
 def splat(value: int, n: int) -> int:
     """*value* (below 2**64) in each of *n* lanes."""
     return value * ones(n)
-
-
-def of(values: array) -> int:
-    """An ``array('Q')`` as lanes."""
-    return int.from_bytes(values.tobytes(), "little")
-
-
-def is_run(x: int, n: int, first: int, stride: int) -> bool:
-    """Are the *n* lanes of *x* ``first, first + stride, ...``? (*first* below 2**64.)
-
-    *x* comes from *n* u64 values, so it is below 2**(64n); a run that would
-    pass 2**64 in some lane would carry out of the top lane: it cannot match.
-    """
-    d = x - steps(n, stride)
-    return d >= 0 and d.to_bytes(8 * n, "little") == first.to_bytes(8, "little") * n
 
 
 def pack(x: int, n: int) -> bytes:
@@ -61,22 +39,14 @@ def pack(x: int, n: int) -> bytes:
     return x.to_bytes(8 * n, "little")
 
 
-def ge(x: int, n: int, bound: int) -> int:
-    """Bit 63 set in each lane of *x* that is ``>= bound``, clear elsewhere.
-
-    Needs every lane below 2**63 (check ``x & tops(n) == 0`` first) and
-    ``0 <= bound <= 2**63``: then ``lane + 2**63 - bound`` stays below 2**64
-    and its bit 63 is the answer.
-    """
-    return (x + splat(TOP - bound, n)) & tops(n)
-
-
 def all_within(x: int, n: int, bounds: tuple[int, ...]) -> bool:
-    """Does every lane lie in one of ``[b0, b1)``, ``[b2, b3)``, ... for sorted *bounds*?
+    """Does every lane lie in one of ``[b0, b1)``, ``[b2, b3)``, ... for sorted *bounds* (an even count)?
 
-    Exactly then each lane is ``>=`` an odd number of the bounds: one add per
-    bound and an XOR of their bit 63s decide it for all lanes at once. Lanes
-    below 2**63 and each bound in ``[0, 2**63]``, as for :func:`ge`.
+    Exactly then each lane is ``>=`` an odd number of the bounds. Needs every
+    lane below 2**63 (check ``x & tops(n) == 0`` first) and each bound in
+    ``[0, 2**63]``: then ``lane + 2**63 - bound`` stays below 2**64 and its
+    bit 63 says ``lane >= bound``; one add per bound and an XOR of them decide
+    it for all lanes at once.
     """
     odd = 0
     for bound in bounds:
