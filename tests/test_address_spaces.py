@@ -293,3 +293,63 @@ def test_batch_of_scattered_pages_is_one_pass_with_exact_failure_index(vm):
     assert vm.m.as_batch(vm.ctx, h, ops_gpa, n) == n
     assert t.translate(VA + (n - 1) * PAGE_4K).phys == 0x300000
     assert vm.m.spaces[h].stats.pages_mapped == n
+
+
+# One bad entry at index 300 of a 512-entry one-page batch (contiguous va, frames in
+# reverse order: the whole-column path): the batch stops exactly there with that errno.
+_BAD_ENTRY = {
+    "misaligned frame": (lambda e: (e[0], e[1], e[2], e[3] | 0x10, e[4]), Errno.EINVAL),
+    "frame outside RAM": (lambda e: (e[0], e[1], e[2], RAM, e[4]), Errno.EFAULT),
+    "frame far outside RAM": (lambda e: (e[0], e[1], e[2], 1 << 63, e[4]), Errno.EFAULT),
+    "page-table page": (lambda e: (e[0], e[1], e[2], POOL[0] + 0x3000, e[4]), Errno.EPERM),
+    "donated frame": (lambda e: (e[0], e[1], e[2], DONATED[0] + 0x5000, e[4]), Errno.EPERM),
+    "last donated frame": (lambda e: (e[0], e[1], e[2], sum(DONATED) - PAGE_4K, e[4]), Errno.EPERM),
+    "va twice": (lambda e: (e[0], e[1], VA, e[3], e[4]), Errno.EEXIST),
+    "va outside the window": (lambda e: (e[0], e[1], 1 << 47, e[3], e[4]), Errno.EINVAL),
+    "bad prot": (lambda e: (e[0], Prot.WRITE, e[2], e[3], e[4]), Errno.EINVAL),
+}
+
+
+@pytest.mark.parametrize("bad", sorted(_BAD_ENTRY))
+def test_whole_column_batch_stops_at_the_exact_entry(vm, bad):
+    import struct
+
+    h = vm.m.as_create(vm.ctx)
+    ops_gpa, n, k = 0xC00000, 512, 300
+    frames = 0x300000  # 512 frames below the donated ones
+    entries = [(AsOpCode.MAP, RW, VA + i * PAGE_4K, frames + (n - 1 - i) * PAGE_4K, PAGE_4K) for i in range(n)]
+    change, errno = _BAD_ENTRY[bad]
+    entries[k] = change(entries[k])
+    vm.mem.write(ops_gpa, b"".join(struct.pack("<IIQQQq", *e, 77) for e in entries))
+    assert vm.m.as_batch(vm.ctx, h, ops_gpa, n) == k
+    results = [struct.unpack_from("<q", vm.mem.read(ops_gpa + 40 * i + 32, 8))[0] for i in range(n)]
+    assert results == [0] * k + [-errno] + [77] * (n - k - 1)
+    t = _tables(vm, h)
+    assert all(t.translate(VA + i * PAGE_4K).phys == frames + (n - 1 - i) * PAGE_4K for i in range(k))
+    assert t.translate(VA + (k + 1) * PAGE_4K) is None
+    assert vm.m.spaces[h].stats.pages_mapped == k
+
+
+def test_whole_column_batch_over_mapped_page_and_scattered_order(vm):
+    import struct
+
+    h = vm.m.as_create(vm.ctx)
+    ops_gpa, n = 0xC00000, 512
+    vm.m.as_call(vm.ctx, vm.m._map, h, VA + 200 * PAGE_4K, 0x7FF000, PAGE_4K, RO)
+    entries = [(AsOpCode.MAP, RW, VA + i * PAGE_4K, 0x300000 + i * PAGE_4K, PAGE_4K) for i in range(n)]
+    vm.mem.write(ops_gpa, b"".join(struct.pack("<IIQQQq", *e, 0) for e in entries))
+    assert vm.m.as_batch(vm.ctx, h, ops_gpa, n) == 200  # entry 200 finds its page mapped
+    assert struct.unpack_from("<q", vm.mem.read(ops_gpa + 40 * 200 + 32, 8))[0] == -Errno.EEXIST
+    vm.m.as_call(vm.ctx, vm.m._unmap, h, VA, 1 << 30)
+    # The same pages in descending va order, spanning two page tables: the scattered path.
+    base = VA + 300 * PAGE_4K
+    entries = [(AsOpCode.MAP, RW, base + (n - 1 - i) * PAGE_4K, 0x300000 + i * PAGE_4K, PAGE_4K) for i in range(n)]
+    vm.mem.write(ops_gpa, b"".join(struct.pack("<IIQQQq", *e, 0) for e in entries))
+    assert vm.m.as_batch(vm.ctx, h, ops_gpa, n) == n
+    t = _tables(vm, h)
+    for i in range(n):
+        tr = t.translate(base + (n - 1 - i) * PAGE_4K)
+        assert tr.phys == 0x300000 + i * PAGE_4K and tr.writable and tr.user and not tr.executable
+    assert vm.m.spaces[h].stats.pages_mapped == n
+    vm.m.as_call(vm.ctx, vm.m._unmap, h, VA, 1 << 30)
+    assert vm.m.spaces[h].stats.pages_mapped == 0 and not list(t.iter_leaves(VA, VA + (1 << 30)))

@@ -41,15 +41,17 @@ def test_quick_bench_produces_every_figure(tmp_path):
     assert rows[BASELINE_A]["ratio_to_c_baseline"] == 1.0
     assert rows[NULL]["ratio_to_null"] == 1.0
     # The address-space classes ran (this VMM offers ADDRESS_SPACES) and the fault is split.
-    for name in ("as-null", "as-switch", "as-map-unmap", "as-map-512", "as-fault", "as-fault-vmm", "as-syscall"):
+    names = ("as-null", "as-switch", "as-map-unmap", "as-map-512", "as-map-512-range", "as-fault", "as-fault-vmm")
+    for name in (*names, "as-syscall"):
         assert "skipped" not in rows[name], rows[name]
-    assert rows["as-map-512"]["per"] == "page" and rows["as-map-512"]["per_call_ns"] > 0
+    for name in ("as-map-512", "as-map-512-range"):
+        assert rows[name]["per"] == "page" and rows[name]["per_call_ns"] > 0
     split = doc["page_fault_split"]
     assert split["end_to_end_ns"] == pytest.approx(rows["as-fault"]["median_ns"], abs=1)
     assert split["vmm_share_ns"] == pytest.approx(rows["as-fault-vmm"]["median_ns"], abs=1)
     assert 0 < split["vmm_share_ns"] < split["end_to_end_ns"]  # the fault itself costs more than serving it
     assert split["cpl3_syscall_round_trip_ns"] == pytest.approx(rows["as-syscall"]["median_ns"], abs=1)
-    for what in ("address-space switch", "page fault served", "map of 512 pages"):
+    for what in ("address-space switch", "page fault served", "map of 512 pages", "one-range map of 512 pages"):
         (target,) = [t for k, t in doc["targets"].items() if k.startswith(what)]
         assert target["value"] > 0 and target["met"] in (True, False), (what, target)
         assert what in run.stdout

@@ -139,6 +139,19 @@ CLASSES: tuple[BenchClass, ...] = (
         iter_scale=0.02,
         vs_null=True,
     ),
+    # The same 512 pages as one MAP entry (one range) in one AS_MAP_BATCH.
+    BenchClass(
+        "as-map-512-range",
+        "AS_MAP_BATCH, one MAP of 512 pages",
+        Group.PYVMM,
+        guest="as-map-range",
+        size=512,
+        features=_AS,
+        calls_per_op=512,
+        per="page",
+        iter_scale=0.02,
+        vs_null=True,
+    ),
     # A demand-zero fault: end to end from a CPL3 task (fault, kernel #PF handler,
     # PAGE_FAULT, IRET, retried store), and the PAGE_FAULT hypercall alone (the VMM's share).
     BenchClass(

@@ -65,6 +65,7 @@ def targets(results: list[Result]) -> list[Target]:
         Target("address-space switch / null hypercall", vs_null("as-switch"), 1.5, True, "x"),
         Target("page fault served (CPL3, end to end) / null hypercall", vs_null("as-fault"), 2.5, True, "x"),
         Target("map of 512 pages in one batch / null hypercall", vs_null("as-map-512"), 5, True, "x"),
+        Target("one-range map of 512 pages in one batch / null hypercall", vs_null("as-map-512-range"), 5, True, "x"),
     ]
 
 

@@ -54,7 +54,8 @@ from pyvmm.paravirt.abi import (
     Prot,
 )
 from pyvmm.paravirt.dispatcher import Dispatcher, HypercallError
-from pyvmm.x86.paging import ADDR_MASK, PAGE_4K, FramePool, PageTables, Pte, run_entries
+from pyvmm.x86 import lanes
+from pyvmm.x86.paging import ADDR_MASK, PAGE_4K, FramePool, PageTables, Pte, any_present, run_entries
 
 if TYPE_CHECKING:
     from pyvmm.kvm.shadow import ShadowMmu
@@ -71,6 +72,7 @@ _ALL_PROT = int(Prot.READ | Prot.WRITE | Prot.EXEC | Prot.USER)
 _SOFT = _COW | _SW | _VMM
 _ACCESSED_DIRTY = int(Pte.ACCESSED | Pte.DIRTY)
 _OP = struct.Struct("<IIQQQq")  # struct pvm_as_op
+_ONE_PAGE = struct.pack("<Q", PAGE_4K)
 MAX_SPACES = 1024  # live address spaces per VM
 MAX_REGIONS = 64  # lazy ranges per space
 FLUSH_WAIT_S = 2.0  # longest wait for another vCPU to reload CR3
@@ -366,17 +368,31 @@ class AddressSpaceManager:
             self.shadow.flush()
         self._zap = False
 
-    def _write_run(self, space: AddressSpace, va: int, first_entry: int, n: int) -> None:
-        """Write *n* leaves from *va* mapping consecutive frames from *first_entry* (tables reserved)."""
+    def _install(self, space: AddressSpace, va: int, n: int, leaves: Callable[[int, int], bytes]) -> None:
+        """Map *n* pages from *va* (range and frames already checked), all or nothing.
+
+        ``leaves(i, count)`` gives the u64 entries of pages ``i .. i+count-1``;
+        each page table takes one write. EEXIST unless the range is free;
+        missing tables are reserved first. A range inside one existing page
+        table (the usual case) is checked and written after one table walk.
+        """
+        end = va + n * PAGE_4K
         tables = space.tables
         mem = self.memory
+        if not (va ^ (end - 1)) >> 21 and (addr := tables.leaf_entry_addr(va)) is not None:
+            if any(r.start < end and va < r.end for r in space.regions):
+                raise HypercallError(Errno.EEXIST, "range overlaps a lazy range")
+            if any_present(mem.read(addr, 8 * n)):
+                raise HypercallError(Errno.EEXIST, "range already mapped")
+            mem.write(addr, leaves(0, n))
+            return
+        self._check_free(space, va, end)
+        self._reserve_tables(space, va, end)
         done = 0
         while done < n:
             cur = va + done * PAGE_4K
-            index = (cur >> 12) & 511
-            count = min(512 - index, n - done)
-            addr = tables.leaf_entry_addr(cur, create=True)
-            mem.write(addr, run_entries(first_entry + done * PAGE_4K, count))
+            count = min(512 - ((cur >> 12) & 511), n - done)
+            mem.write(tables.leaf_entry_addr(cur, create=True), leaves(done, count))
             done += count
 
     def _release(self, entry: int) -> None:
@@ -403,38 +419,67 @@ class AddressSpaceManager:
         _check_range(va, length)
         prot = _check_prot(prot)
         self._check_gpa(gpa, length)
-        end = va + length
-        self._check_free(space, va, end)
-        self._reserve_tables(space, va, end)
         n = length // PAGE_4K
-        self._write_run(space, va, gpa | self._flags(prot), n)
+        first = gpa | self._flags(prot)
+        self._install(space, va, n, lambda i, count: run_entries(first + i * PAGE_4K, count))
         space.stats.pages_mapped += n
         space.stats.maps += n
         return False  # only not-present entries changed
 
-    def _map_pages(self, space: AddressSpace, vas: list[int], gpas: list[int], prot: int) -> bool:
+    def _map_pages(self, space: AddressSpace, vas: array, gpas: array, prot: int) -> bool:
         """Map single pages ``vas[i] -> gpas[i]`` (a batch's 1-page MAP entries), all or nothing.
 
-        The same checks as :meth:`_map` entry by entry, done over the whole set
-        at C speed (min/max, sorted + bisect), then one write per page table.
+        Refuses (raises) exactly when some entry alone would be refused by
+        :meth:`_map` given the others (an address twice counts as mapped): the
+        caller then replays entry by entry for the failing index and errno.
+        The frames are checked and turned into leaves all at once, as bytes
+        and big-int lanes (:mod:`pyvmm.x86.lanes`); when the addresses are
+        contiguous (the usual batch: a buffer's pages in order) the whole run
+        is one range, as for :meth:`_map`.
         """
         prot = _check_prot(prot)
         n = len(vas)
-        if reduce(or_, vas) & _PAGE_MASK or reduce(or_, gpas) & _PAGE_MASK:
+        leaves = self._leaves(gpas.tobytes(), n, self._flags(prot))
+        va = vas[0]
+        if va <= AS_USER_END - n * PAGE_4K and vas.tobytes() == run_entries(va, n):  # va, va+4K, ...: one range
+            _check_range(va, n * PAGE_4K)
+            self._install(space, va, n, lambda i, count: leaves[8 * i : 8 * (i + count)])
+        else:
+            self._map_scattered(space, list(vas), leaves)
+        space.stats.pages_mapped += n
+        space.stats.maps += n
+        return False  # only not-present entries changed
+
+    def _leaves(self, frames: bytes, n: int, flags: int) -> bytes:
+        """The leaves mapping *n* u64 *frames* with *flags*; EPERM unless each is a page of RAM the guest owns."""
+        g = int.from_bytes(frames, "little")
+        if g & lanes.splat(_PAGE_MASK | lanes.TOP, n):  # misaligned, or far outside RAM
+            raise HypercallError(Errno.EPERM, "frame not page aligned or outside RAM")
+        if not lanes.all_within(g, n, self._frame_bounds()):
+            raise HypercallError(Errno.EPERM, "frame outside RAM or VMM-owned")
+        # Flags fill the low 12 bits (0: aligned) and bit 63 (0: inside RAM): no lane carries.
+        return lanes.pack(g + lanes.splat(flags, n), n)
+
+    def _frame_bounds(self) -> tuple[int, ...]:
+        """The guest's own RAM as sorted bounds ``[b0, b1), [b2, b3), ...`` for :func:`lanes.all_within`.
+
+        RAM above the VMM-owned low pages, less the donated ranges (disjoint and
+        inside it, as :meth:`as_donate` checks).
+        """
+        bounds = [self.reserved_end, self.memory.size]
+        for start, stop in self.frames.ranges:
+            bounds += (start, stop)
+        return tuple(sorted(bounds))
+
+    def _map_scattered(self, space: AddressSpace, vas: list[int], entries: bytes) -> None:
+        """Write leaves ``entries[i]`` at ``vas[i]`` in any order (frames checked; tables untouched on failure)."""
+        n = len(vas)
+        if reduce(or_, vas) & _PAGE_MASK:
             raise HypercallError(Errno.EINVAL, "address not page aligned")
         if min(vas) < AS_USER_BASE or max(vas) > AS_USER_END - PAGE_4K:
             raise HypercallError(Errno.EINVAL, "outside the user window")
-        low, high = min(gpas), max(gpas)
-        self.memory.check(low, high + PAGE_4K - low)
-        if low < self.reserved_end:
-            raise HypercallError(Errno.EPERM, "VMM-owned pages")
-        pairs = sorted(zip(vas, gpas, strict=True))
+        pairs = sorted(zip(vas, struct.unpack(f"<{n}Q", entries), strict=True))
         svas = [v for v, _ in pairs]
-        sgpas = sorted(gpas)
-        for start, stop in self.frames.ranges:
-            i = bisect_left(sgpas, start)
-            if i < n and sgpas[i] < stop:
-                raise HypercallError(Errno.EPERM, "donated frame")
         if len(set(svas)) != n:
             raise HypercallError(Errno.EEXIST, "a page appears twice")
         for r in space.regions:
@@ -444,7 +489,7 @@ class AddressSpaceManager:
         tables = space.tables
         groups: list[tuple[int, int | None, list[tuple[int, int]]]] = []  # (2 MiB block, PT, pages)
         need = 0
-        for va, gpa in pairs:
+        for va, entry in pairs:
             block = va >> 21
             if not groups or groups[-1][0] != block:
                 addr = tables.leaf_entry_addr(va)
@@ -452,27 +497,23 @@ class AddressSpaceManager:
                 if pt is None:
                     need += tables.missing_tables(block << 21, (block + 1) << 21)
                 groups.append((block, pt, []))
-            groups[-1][2].append((va, gpa))
+            groups[-1][2].append((va, entry))
         current: dict[int, list[int]] = {}
         for block, pt, pages in groups:
             if pt is not None:
-                entries = list(tables.table_entries(pt))
-                if any(entries[(va >> 12) & 511] & _P for va, _ in pages):
+                old = list(tables.table_entries(pt))
+                if any(old[(va >> 12) & 511] & _P for va, _ in pages):
                     raise HypercallError(Errno.EEXIST, "range already mapped")
-                current[block] = entries
+                current[block] = old
         self._ensure_pt(need)
-        flags = self._flags(prot)
         for block, pt, pages in groups:
-            entries = current.get(block)
-            if entries is None:
+            table = current.get(block)
+            if table is None:
                 pt = tables.leaf_entry_addr(block << 21, create=True)
-                entries = [0] * 512
-            for va, gpa in pages:
-                entries[(va >> 12) & 511] = gpa | flags
-            self.memory.write(pt, struct.pack("<512Q", *entries))
-        space.stats.pages_mapped += n
-        space.stats.maps += n
-        return False
+                table = [0] * 512
+            for va, entry in pages:
+                table[(va >> 12) & 511] = entry
+            self.memory.write(pt, struct.pack("<512Q", *table))
 
     def _unmap(self, space: AddressSpace, va: int, length: int) -> bool:
         _check_range(va, length)
@@ -480,10 +521,19 @@ class AddressSpaceManager:
         space.regions = _carve(space.regions, va, end)
         mem = self.memory
         n = 0
-        for _, addr, entry in list(space.tables.iter_leaves(va, end)):
-            mem.write_u64(addr, 0)
-            self._release(entry)
-            n += 1
+        # Each page table's part of the range at once: count, release and clear its leaves as lanes.
+        for addr, count in space.tables.leaf_spans(va, end):
+            raw = mem.read(addr, 8 * count)
+            x = int.from_bytes(raw, "little")
+            present = (x & lanes.ones(count)).bit_count()
+            if not present:
+                continue
+            if x & lanes.splat(_COW | _VMM, count):  # some leaves hold references
+                for entry in struct.unpack(f"<{count}Q", raw):
+                    if entry & _P:
+                        self._release(entry)
+            mem.write(addr, bytes(8 * count))  # absent leaves are 0 already
+            n += present
         space.stats.pages_mapped -= n
         space.stats.unmaps += n
         self._zap |= n > 0
@@ -608,42 +658,9 @@ class AddressSpaceManager:
         if ops_gpa < self.reserved_end or self.frames.overlaps(ops_gpa, size):
             raise HypercallError(Errno.EFAULT, "the op array lies in VMM-owned pages")
         raw = self.memory.read(ops_gpa, size)
-        ops = list(_OP.iter_unpack(raw))
-        failed: tuple[int, int] | None = None
         with self.lock:
             space = self._space(handle)
-            flush = False
-            i = 0
-            while i < count and failed is None:
-                j = _map_run_end(ops, i)  # contiguous MAP entries: one range
-                jp = _page_run_end(ops, i)  # one-page MAP entries anywhere: one pass
-                if jp > j:
-                    j = jp
-                    try:
-                        run = ops[i:j]
-                        flush |= self._map_pages(space, [op[2] for op in run], [op[3] for op in run], ops[i][1])
-                        i = j
-                        continue
-                    except (HypercallError, GuestMemoryError):
-                        pass  # nothing changed: replay entry by entry below
-                elif j - i > 1:
-                    _, prot, va, gpa, _, _ = ops[i]
-                    try:
-                        flush |= self._map(space, va, gpa, sum(op[4] for op in ops[i:j]), prot)
-                        i = j
-                        continue
-                    except (HypercallError, GuestMemoryError):
-                        pass  # nothing changed: replay entry by entry to find the one at fault
-                for k in range(i, j):
-                    try:
-                        flush |= self._run_op(space, ops[k])
-                    except HypercallError as e:
-                        failed = (k, int(e.errno))
-                        break
-                    except GuestMemoryError:
-                        failed = (k, int(Errno.EFAULT))
-                        break
-                i = j
+            flush, failed = self._run_batch(space, raw, count)
             self._finish()
             targets = self._reload_here(ctx, space) if flush else []
         done = failed[0] if failed else count
@@ -655,6 +672,60 @@ class AddressSpaceManager:
         self.memory.write(ops_gpa, words.tobytes())
         self._reload_elsewhere(targets)
         return done
+
+    def _run_batch(self, space: AddressSpace, raw: bytes, count: int) -> tuple[bool, tuple[int, int] | None]:
+        """Run the *count* entries in *raw*: (reload CR3?, (index, errno) of the first failure or None)."""
+        words = array("Q", raw)
+        # The usual batch, all one-page MAPs with one prot: checked and written as
+        # whole columns, without unpacking an entry (the ops' heads and lengths
+        # compared as bytes).
+        if (
+            words[0] & 0xFFFF_FFFF == AsOpCode.MAP
+            and words[0::5].tobytes() == raw[:8] * count
+            and words[3::5].tobytes() == _ONE_PAGE * count
+        ):
+            try:
+                return self._map_pages(space, words[1::5], words[2::5], words[0] >> 32), None
+            except (HypercallError, GuestMemoryError):
+                return self._run_ops(space, list(_OP.iter_unpack(raw)), 0, count)  # nothing changed: replay
+        ops = list(_OP.iter_unpack(raw))
+        flush = False
+        i = 0
+        while i < count:
+            j = _map_run_end(ops, i)  # contiguous MAP entries: one range
+            jp = _page_run_end(ops, i)  # one-page MAP entries anywhere: one pass
+            try:
+                if jp > j:
+                    run = ops[i:jp]
+                    vas, gpas = array("Q", [op[2] for op in run]), array("Q", [op[3] for op in run])
+                    flush |= self._map_pages(space, vas, gpas, ops[i][1])
+                    i = jp
+                    continue
+                if j - i > 1:
+                    _, prot, va, gpa, _, _ = ops[i]
+                    flush |= self._map(space, va, gpa, sum(op[4] for op in ops[i:j]), prot)
+                    i = j
+                    continue
+            except (HypercallError, GuestMemoryError):
+                j = max(j, jp)  # nothing changed: replay entry by entry to find the one at fault
+            more, failed = self._run_ops(space, ops, i, j)
+            flush |= more
+            if failed:
+                return flush, failed
+            i = j
+        return flush, None
+
+    def _run_ops(self, space: AddressSpace, ops: list[tuple], i: int, j: int) -> tuple[bool, tuple[int, int] | None]:
+        """Run ``ops[i:j]`` one by one: (reload CR3?, (index, errno) of the first failure or None)."""
+        flush = False
+        for k in range(i, j):
+            try:
+                flush |= self._run_op(space, ops[k])
+            except HypercallError as e:
+                return flush, (k, int(e.errno))
+            except GuestMemoryError:
+                return flush, (k, int(Errno.EFAULT))
+        return flush, None
 
     def _run_op(self, space: AddressSpace, op: tuple) -> bool:
         code, prot, va, gpa, length, _ = op

@@ -240,6 +240,30 @@ class PageTables:
             elif not entry & _HUGE:
                 yield from self._iter(entry & ADDR_MASK, level + 1, va, start, end)
 
+    def leaf_spans(self, start: int, end: int) -> list[tuple[int, int]]:
+        """``(entry_addr, count)`` of the 4 KiB leaves over ``[start, end)``, one per existing page table.
+
+        Absent subtrees are skipped whole; large pages are skipped. The leaves
+        themselves are not read: the caller takes each span in one read.
+        """
+        spans: list[tuple[int, int]] = []
+        if start < end:
+            self._spans(self.root, 0, 0, start, end, spans)
+        return spans
+
+    def _spans(self, table: int, level: int, base: int, start: int, end: int, out: list[tuple[int, int]]) -> None:
+        shift = _LEVEL_SHIFTS[level]
+        first = max(0, (start - base) >> shift)
+        last = min(511, (end - 1 - base) >> shift)
+        if level == 3:
+            out.append((table + 8 * first, last - first + 1))
+            return
+        count = last - first + 1
+        entries = struct.unpack(f"<{count}Q", self.mem.read(table + 8 * first, 8 * count))
+        for i, entry in enumerate(entries, first):
+            if entry & _PRESENT and not entry & _HUGE:
+                self._spans(entry & ADDR_MASK, level + 1, base + (i << shift), start, end, out)
+
     def any_present(self, start: int, end: int) -> bool:
         """Is any 4 KiB page in ``[start, end)`` mapped? Skips absent subtrees whole."""
         va = start
