@@ -110,10 +110,15 @@ def test_host_signal_stops_every_vcpu_cleanly(sig, status):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)
-    assert proc.poll() is None
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=20)
+    try:
+        time.sleep(1.5)
+        assert proc.poll() is None
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:  # never leave a runaway VM behind
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == status, (out, err)
     assert f"pyvmm: stopped by {sig.name}" in err
     assert "Traceback" not in err
