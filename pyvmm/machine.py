@@ -180,6 +180,14 @@ class Machine:
 
             self.metrics = Metrics()
             self.loop = run_loop_stats
+        # What run() and a vCPU thread import, imported (and the compiled loop built and
+        # loaded) now, before the VM exists: an import opens files, and one failing mid-run
+        # (no fd left: EMFILE) would kill a vCPU thread instead of failing the build.
+        import pyvmm.crash
+        import pyvmm.runloop  # noqa: F401
+        from pyvmm.fastloop import library
+
+        library()
         self.kvm = Kvm(config.kvm_path)
         try:
             self._build()
@@ -262,10 +270,6 @@ class Machine:
         self.tsc_khz = self._tsc_khz(boot_cpu)
         self._write_boot_info(boot_cpu)
         boot_cpu.set_regs(boot.boot_regs(entry=self.elf.entry, stack=mem.size, arg=Layout.BOOT_INFO))
-        # What run() and a vCPU thread import, imported now: an import opens files, and one
-        # failing mid-run (no fd left: EMFILE) would kill a vCPU thread, not fail the build.
-        import pyvmm.crash
-        import pyvmm.runloop  # noqa: F401
 
     @staticmethod
     def _tsc_khz(vcpu: Vcpu) -> int:
