@@ -184,7 +184,9 @@ class Machine:
         # loaded) now, before the VM exists: an import opens files, and one failing mid-run
         # (no fd left: EMFILE) would kill a vCPU thread instead of failing the build.
         import pyvmm.crash
-        import pyvmm.runloop  # noqa: F401
+        import pyvmm.kvm.exits
+        import pyvmm.runloop
+        import pyvmm.sandbox  # noqa: F401  (contain() needs it)
         from pyvmm.fastloop import library
 
         library()

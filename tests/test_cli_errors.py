@@ -169,4 +169,8 @@ def test_out_of_file_descriptors_is_one_line(limit):
     )
     run = Run(proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in run.stderr, run.stderr
+    if run.returncode == 5 and limit >= 7:
+        # Enough descriptors after all (pyvmm needs 6 once its imports are done): it just runs.
+        assert "cmdline: exit=5" in run.stdout and run.stderr == "", run
+        return
     assert_one_line_error(run, "Too many open files")
