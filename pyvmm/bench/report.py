@@ -231,13 +231,15 @@ def write_plot(path: Path, results: list[Result]) -> None:
 
     shown = [r for r in results if r.dist is not None and r.samples]
     fig, ax = plt.subplots(figsize=(10, max(3.0, 0.35 * len(shown) + 1)))
-    ax.boxplot(
-        [[max(s, 1.0) for s in r.samples] for r in shown],
-        vert=False,
-        whis=(1, 99),
-        showfliers=False,
-        labels=[r.cls.name for r in shown],
+    import inspect
+
+    # matplotlib 3.10 replaced vert= by orientation= (and labels= by tick_labels=): name neither
+    # way where we can, so any 3.x works.
+    horizontal = (
+        {"orientation": "horizontal"} if "orientation" in inspect.signature(ax.boxplot).parameters else {"vert": False}
     )
+    ax.boxplot([[max(s, 1.0) for s in r.samples] for r in shown], whis=(1, 99), showfliers=False, **horizontal)
+    ax.set_yticks(range(1, len(shown) + 1), [r.cls.name for r in shown])
     ax.set_xscale("log")
     ax.invert_yaxis()
     ax.set_xlabel("ns per operation (box: quartiles, whiskers: p1..p99)")
