@@ -13,9 +13,8 @@ import ctypes
 import os
 import zlib
 from functools import cache
-from pathlib import Path
 
-SOURCE = Path(__file__).with_name("fastloop.c")
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fastloop.c")
 
 DISPATCH_FN = ctypes.CFUNCTYPE(
     ctypes.c_uint64,
@@ -28,18 +27,18 @@ DISPATCH_FN = ctypes.CFUNCTYPE(
 )
 
 
-def _build(src: bytes, out: Path) -> bool:
+def _build(src: bytes, out: str) -> bool:
     import shutil
     import subprocess
     import tempfile
 
     if shutil.which("gcc") is None:
         return False
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(out))
     os.close(fd)
     try:
-        cmd = ["gcc", "-O2", "-shared", "-fPIC", "-Wall", "-Werror", "-o", tmp, str(SOURCE)]
+        cmd = ["gcc", "-O2", "-shared", "-fPIC", "-Wall", "-Werror", "-o", tmp, SOURCE]
         if subprocess.run(cmd, capture_output=True).returncode != 0:
             return False
         os.replace(tmp, out)  # atomic: concurrent first runs each build, one wins
@@ -56,11 +55,12 @@ def library() -> ctypes.CDLL | None:
         return None
     from pyvmm.guest import cache_root
 
-    src = SOURCE.read_bytes()
-    out = cache_root() / f"fastloop-{zlib.crc32(src):08x}" / "libpyvmmloop.so"
-    if not out.is_file() and not _build(src, out):
+    with open(SOURCE, "rb") as f:
+        src = f.read()
+    out = os.path.join(cache_root(), f"fastloop-{zlib.crc32(src):08x}", "libpyvmmloop.so")
+    if not os.path.isfile(out) and not _build(src, out):
         return None
-    lib = ctypes.CDLL(str(out))
+    lib = ctypes.CDLL(out)
     fn = lib.pyvmm_run_loop
     fn.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, DISPATCH_FN, ctypes.POINTER(ctypes.c_int))
     fn.restype = ctypes.c_long

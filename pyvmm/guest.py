@@ -9,30 +9,32 @@ from __future__ import annotations
 
 import os
 import zlib
-from pathlib import Path
+
+# Paths are plain strings here: pathlib's import (it pulls in urllib and ipaddress)
+# would cost more than a tenth of a whole boot.
 
 
 class GuestBuildError(Exception):
     """The bundled guest cannot be built; the message says what to install or fix."""
 
 
-def source_dir() -> Path:
+def source_dir() -> str:
     """``guest-kernel/`` of a checkout, or the copy shipped inside the wheel."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "guest-kernel", here / "_guest_kernel"):
-        if (candidate / "Makefile").is_file():
+    here = os.path.dirname(os.path.realpath(__file__))
+    for candidate in (os.path.join(os.path.dirname(here), "guest-kernel"), os.path.join(here, "_guest_kernel")):
+        if os.path.isfile(os.path.join(candidate, "Makefile")):
             return candidate
     raise GuestBuildError("the bundled guest kernel sources are missing from this installation")
 
 
-def _fingerprint(src: Path) -> str:
+def _fingerprint(src: str) -> str:
     """A cache key from every source file's name, size and modification time.
 
     Stat only, no reads: this runs on every boot (hashing the contents took
     6 ms). Any edit, checkout or copy changes a size or an mtime, so it rebuilds.
     """
     entries = []
-    stack = [str(src)]
+    stack = [src]
     while stack:
         with os.scandir(stack.pop()) as it:
             for entry in it:
@@ -47,19 +49,19 @@ def _fingerprint(src: Path) -> str:
     return f"{zlib.crc32(blob):08x}{len(entries):04x}"
 
 
-def cache_root() -> Path:
-    base = os.environ.get("PYVMM_CACHE_DIR") or os.path.join(
+def cache_root() -> str:
+    """``$PYVMM_CACHE_DIR``, else ``$XDG_CACHE_HOME/pyvmm`` or ``~/.cache/pyvmm``."""
+    return os.environ.get("PYVMM_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pyvmm"
     )
-    return Path(base)
 
 
-def bundled_kernel(*, quiet: bool = False) -> Path:
-    """Path to the built bundled kernel ELF, building it first if needed."""
+def bundled_kernel(*, quiet: bool = False) -> str:
+    """Path of the built bundled kernel ELF, building it first if needed."""
     src = source_dir()
-    out_dir = cache_root() / f"guest-{_fingerprint(src)}"
-    elf = out_dir / "kernel.elf"
-    if elf.is_file():
+    out_dir = os.path.join(cache_root(), f"guest-{_fingerprint(src)}")
+    elf = os.path.join(out_dir, "kernel.elf")
+    if os.path.isfile(elf):
         return elf
     import shutil
     import subprocess
@@ -70,11 +72,11 @@ def bundled_kernel(*, quiet: bool = False) -> Path:
             raise GuestBuildError(
                 f"{tool} is needed to build the bundled guest kernel: install it (e.g. apt-get install gcc make)"
             )
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="build-", dir=out_dir.parent))
+    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="build-", dir=os.path.dirname(out_dir))
     try:
         proc = subprocess.run(
-            ["make", "-s", "-C", str(src), f"BUILD={tmp}", "CC=gcc"],
+            ["make", "-s", "-C", src, f"BUILD={tmp}", "CC=gcc"],
             capture_output=True,
             text=True,
         )
@@ -82,11 +84,11 @@ def bundled_kernel(*, quiet: bool = False) -> Path:
             last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise GuestBuildError(f"building the bundled guest kernel failed: {last}")
         try:
-            tmp.rename(out_dir)  # atomic: concurrent first runs each build, one wins
+            os.rename(tmp, out_dir)  # atomic: concurrent first runs each build, one wins
         except OSError:
-            if not elf.is_file():
+            if not os.path.isfile(elf):
                 raise
     finally:
-        if tmp.exists():
+        if os.path.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
     return elf

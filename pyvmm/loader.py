@@ -11,10 +11,11 @@ import os
 import stat
 import struct
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pyvmm.memory import GuestMemory
 
 _PF_X = 1

@@ -13,7 +13,6 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyvmm.devices.console import Console
@@ -38,6 +37,8 @@ from pyvmm.x86.cpuid import guest_cpuid, has_nx
 from pyvmm.x86.paging import FramePool, PageTables, Pte, identity_map
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pyvmm.crash import CrashReport
 
 MIN_MEMORY = 4 << 20

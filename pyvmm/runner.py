@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from pathlib import Path
 
 from pyvmm.options import RunOptions
 
@@ -55,7 +54,7 @@ def run_guest(opts: RunOptions) -> int:
     except SpecError as e:
         return fail(str(e))
     try:
-        kernel = Path(opts.guest) if opts.guest else bundled_kernel()
+        kernel = opts.guest or bundled_kernel()
     except GuestBuildError as e:
         return fail(str(e))
 

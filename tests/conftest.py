@@ -42,7 +42,7 @@ def guest_kernel() -> Path:
     """The bundled guest kernel, built (once) with gcc."""
     from pyvmm.guest import bundled_kernel
 
-    return bundled_kernel()
+    return Path(bundled_kernel())
 
 
 @dataclass

@@ -36,7 +36,7 @@ class NativeBuildError(Exception):
 
 def _build() -> Path:
     src = SOURCE.read_bytes()
-    out = cache_root() / f"bench-native-{zlib.crc32(src):08x}" / "libpyvmmbench.so"
+    out = Path(cache_root()) / f"bench-native-{zlib.crc32(src):08x}" / "libpyvmmbench.so"
     if out.is_file():
         return out
     if shutil.which("gcc") is None:
