@@ -81,7 +81,6 @@ def native_loop(ctx: VcpuContext, lib) -> str | None:
     run = vcpu.run
     dispatch = machine.dispatcher.dispatch
     deliver = machine.events.deliver
-    pending = ctx.pending
     stop = ctypes.c_int(0)
     raised: list[BaseException] = []
     first = [ctx.id == 0]
@@ -124,14 +123,8 @@ def native_loop(ctx: VcpuContext, lib) -> str | None:
             stop.value = 0
             continue
         if rc < 0:
-            err = -rc
-            if err != errno.EINTR and err != errno.EAGAIN:
-                raise KvmError("KVM_RUN", err)
-            run.immediate_exit = 0  # before draining: a later kick re-arms it
-            if machine.stopping:
+            if interrupted(ctx, -rc):
                 return None
-            while pending:
-                pending.popleft()(ctx)
             continue
         reason = handle_slow_exit(ctx)
         if reason is not None:
@@ -154,7 +147,6 @@ def python_loop(ctx: VcpuContext) -> str | None:
     port = HYPERCALL_PORT
     out = EXIT_IO_OUT
     dirty = SYNC_X86_REGS
-    pending = ctx.pending
     seen_first = ctx.id != 0
     if not seen_first:
         machine.times.first_run = time.monotonic_ns()
@@ -167,14 +159,8 @@ def python_loop(ctx: VcpuContext) -> str | None:
         rc = ioctl_int(fd, req, 0)
         ctx.in_guest = False
         if rc != 0:
-            err = get_errno()
-            if err != errno.EINTR and err != errno.EAGAIN:
-                raise KvmError("KVM_RUN", err)
-            run.immediate_exit = 0  # before draining: a later kick re-arms it
-            if machine.stopping:
+            if interrupted(ctx, get_errno()):
                 return None
-            while pending:
-                pending.popleft()(ctx)
             continue
         # count == 1: a `rep outsl` of several dwords is an ABI violation, not a hypercall (issue 6).
         if run.exit_reason == _EXIT_IO and io.port == port and io.direction == out and io.size == 4 and io.count == 1:
@@ -189,6 +175,20 @@ def python_loop(ctx: VcpuContext) -> str | None:
             return reason
         if machine.stopping:
             return None
+
+
+def interrupted(ctx: VcpuContext, err: int) -> bool:
+    """``KVM_RUN`` failed with *err*: raise unless it was a kick (``EINTR``/``EAGAIN``),
+    then run the work posted to this vCPU. True when the loop must end (machine stopping)."""
+    if err != errno.EINTR and err != errno.EAGAIN:
+        raise KvmError("KVM_RUN", err)
+    ctx.vcpu.run.immediate_exit = 0  # before draining: a later kick re-arms it
+    if ctx.machine.stopping:
+        return True
+    pending = ctx.pending
+    while pending:
+        pending.popleft()(ctx)
+    return False
 
 
 def handle_slow_exit(ctx: VcpuContext) -> str | None:

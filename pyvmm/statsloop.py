@@ -9,17 +9,15 @@ the two in step when the default loop changes.
 
 from __future__ import annotations
 
-import errno
 import time
 from typing import TYPE_CHECKING
 
 from pyvmm.kvm._libc import get_errno, ioctl_int
 from pyvmm.kvm.constants import EXIT_IO_OUT, SYNC_X86_REGS, Ioctl
-from pyvmm.kvm.errors import KvmError
 from pyvmm.metrics import INTERRUPTED, OUT_OF_RANGE, add, new_agg
 from pyvmm.paravirt.abi import HYPERCALL_PORT
 from pyvmm.paravirt.dispatcher import GuestExit
-from pyvmm.runloop import _EXIT_IO, handle_slow_exit
+from pyvmm.runloop import _EXIT_IO, handle_slow_exit, interrupted
 
 if TYPE_CHECKING:
     from pyvmm.machine import VcpuContext
@@ -41,7 +39,6 @@ def run_loop_stats(ctx: VcpuContext) -> str | None:
     port = HYPERCALL_PORT
     out = EXIT_IO_OUT
     dirty = SYNC_X86_REGS
-    pending = ctx.pending
     clock = time.perf_counter_ns
     m = machine.metrics.for_vcpu(ctx.id)
     kvm_aggs = m.kvm_run
@@ -64,15 +61,9 @@ def run_loop_stats(ctx: VcpuContext) -> str | None:
         t1 = clock()
         ctx.in_guest = False
         if rc != 0:
-            err = get_errno()
-            if err != errno.EINTR and err != errno.EAGAIN:
-                raise KvmError("KVM_RUN", err)
             add(kvm_aggs.setdefault(INTERRUPTED, new_agg()), t1 - t0)
-            run.immediate_exit = 0
-            if machine.stopping:
+            if interrupted(ctx, get_errno()):
                 return None
-            while pending:
-                pending.popleft()(ctx)
             add(vmm_aggs.setdefault(INTERRUPTED, new_agg()), clock() - t1)
             continue
         reason = run.exit_reason

@@ -16,7 +16,6 @@ benchmark running the same guest measures only that change.
 from __future__ import annotations
 
 import ctypes
-import errno
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -25,25 +24,13 @@ from pyvmm.kvm._libc import get_errno, ioctl_int, ioctl_ptr
 from pyvmm.kvm.constants import EXIT_IO_OUT, SYNC_X86_REGS, Ioctl
 from pyvmm.kvm.errors import KvmError
 from pyvmm.paravirt.abi import HYPERCALL_PORT, Hypercall
-from pyvmm.runloop import _EXIT_IO, handle_slow_exit, python_loop
+from pyvmm.runloop import _EXIT_IO, handle_slow_exit, interrupted, python_loop
 
 if TYPE_CHECKING:
     from pyvmm.machine import VcpuContext
 
 Loop = Callable[["VcpuContext"], "str | None"]
 _RUN = int(Ioctl.RUN)
-
-
-def _interrupted(ctx: VcpuContext, err: int) -> bool:
-    """After ``KVM_RUN`` failed with *err*: True to leave the loop (machine stopping)."""
-    if err != errno.EINTR and err != errno.EAGAIN:
-        raise KvmError("KVM_RUN", err)
-    ctx.vcpu.run.immediate_exit = 0
-    if ctx.machine.stopping:
-        return True
-    while ctx.pending:
-        ctx.pending.popleft()(ctx)
-    return False
 
 
 def _is_hypercall(run) -> bool:
@@ -82,7 +69,7 @@ def c_null_loop(ctx: VcpuContext) -> str | None:
         rc = lib.pyvmm_null_loop(fd, run_addr, HYPERCALL_PORT, ctypes.byref(answered))
         ctx.in_guest = False
         if rc < 0:
-            if _interrupted(ctx, -rc):
+            if interrupted(ctx, -rc):
                 return None
             continue
         done = _python_exit(ctx)
@@ -132,7 +119,7 @@ def c_cffi_callback_loop(ctx: VcpuContext) -> str | None:
         if raised:
             raise raised[0]
         if rc < 0:
-            if _interrupted(ctx, -rc):
+            if interrupted(ctx, -rc):
                 return None
             continue
         if rc == 1:
@@ -167,7 +154,7 @@ def getregs_loop(ctx: VcpuContext) -> str | None:
             rc = ioctl_int(fd, _RUN, 0)
             ctx.in_guest = False
             if rc != 0:
-                if _interrupted(ctx, get_errno()):
+                if interrupted(ctx, get_errno()):
                     return None
                 continue
             if run.exit_reason == _EXIT_IO and io.port == port and io.direction == out and io.size == 4:
@@ -206,7 +193,7 @@ def nodispatch_loop(ctx: VcpuContext) -> str | None:
         rc = ioctl_int(fd, _RUN, 0)
         ctx.in_guest = False
         if rc != 0:
-            if _interrupted(ctx, get_errno()):
+            if interrupted(ctx, get_errno()):
                 return None
             continue
         if run.exit_reason == _EXIT_IO and io.port == port and io.direction == out and io.size == 4:
@@ -244,7 +231,7 @@ def cffi_loop(ctx: VcpuContext) -> str | None:
         rc = ioctl(fd, _RUN, 0)
         ctx.in_guest = False
         if rc != 0:
-            if _interrupted(ctx, ffi.errno):
+            if interrupted(ctx, ffi.errno):
                 return None
             continue
         if run.exit_reason == _EXIT_IO and io.port == port and io.direction == out and io.size == 4:
@@ -281,7 +268,7 @@ def lean_loop(ctx: VcpuContext) -> str | None:
             rc = ioctl_int(fd, _RUN, 0)
             ctx.in_guest = False
             if rc != 0:
-                if _interrupted(ctx, get_errno()):
+                if interrupted(ctx, get_errno()):
                     return None
                 continue
             if words[_W_IO] == hc_word and words[_W_REASON] & 0xFFFF_FFFF == io_reason:

@@ -15,19 +15,10 @@ import zlib
 from functools import cache
 from pathlib import Path
 
+from pyvmm.fastloop import DISPATCH_FN  # the same callback type as the run loop
 from pyvmm.guest import cache_root
 
 SOURCE = Path(__file__).with_name("native.c")
-
-DISPATCH_FN = ctypes.CFUNCTYPE(
-    ctypes.c_uint64,
-    ctypes.c_uint64,
-    ctypes.c_uint64,
-    ctypes.c_uint64,
-    ctypes.c_uint64,
-    ctypes.c_uint64,
-    ctypes.c_uint64,
-)
 
 
 class NativeBuildError(Exception):
