@@ -11,7 +11,7 @@ import os
 import stat
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -26,8 +26,7 @@ class LoaderError(Exception):
     """The guest image cannot be loaded; the message says why."""
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Segment:
+class Segment(NamedTuple):
     gpa: int
     memsz: int
     filesz: int
@@ -84,8 +83,7 @@ _EM_X86_64 = 62
 _PT_LOAD = 1
 
 
-@dataclass(frozen=True, slots=True)
-class _Phdr:
+class _Phdr(NamedTuple):
     type: int
     flags: int
     offset: int

@@ -9,10 +9,10 @@ help and error messages. Both read :data:`RUN_OPTIONS`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class OptionSpec:
+class OptionSpec(NamedTuple):
     name: str  # RunOptions field
     flags: tuple[str, ...]
     type: type

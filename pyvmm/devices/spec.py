@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pyvmm.paravirt import abi
 
@@ -26,14 +26,12 @@ class DeviceError(Exception):
     """The host refused a channel's backing file or socket; the message is one line."""
 
 
-@dataclass(frozen=True)
-class DiskSpec:
+class DiskSpec(NamedTuple):
     name: str  # disk0, disk1... in command-line order
     path: str
 
 
-@dataclass(frozen=True)
-class StreamSpec:
+class StreamSpec(NamedTuple):
     name: str
     path: str  # the Unix socket
     server: bool  # listen (True) or connect (False)

@@ -19,8 +19,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import threading
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from pyvmm.kvm.errors import KvmError
 from pyvmm.paravirt.abi import (
@@ -40,8 +39,7 @@ if TYPE_CHECKING:
     from pyvmm.machine import Machine, VcpuContext
 
 
-@dataclass(frozen=True, slots=True)
-class PortBinding:
+class PortBinding(NamedTuple):
     kind: EventKind
     vcpu: int  # the vCPU the event is delivered to
     target: int  # vCPU (IPI), Virq number (VIRQ) or channel handle (CHANNEL)

@@ -9,8 +9,7 @@ from __future__ import annotations
 import enum
 import functools
 import struct
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 PAGE_4K = 1 << 12
 PAGE_2M = 1 << 21
@@ -114,8 +113,7 @@ class FramePool:
         return (self.end - self._next) // PAGE_4K + len(self._free)
 
 
-@dataclass(frozen=True, slots=True)
-class Translation:
+class Translation(NamedTuple):
     """Result of a walk: the physical address and the effective permissions."""
 
     phys: int
