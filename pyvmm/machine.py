@@ -206,6 +206,8 @@ class Machine:
         missing = [cap.name for cap in REQUIRED_CAPS if not kvm.check_extension(cap)]
         if missing:
             raise KvmError("KVM_CHECK_EXTENSION", errno.ENOTSUP, f"missing capabilities: {', '.join(missing)}")
+        # A host property, asked before the VM exists (as Firecracker does at start-up).
+        supported = kvm.supported_cpuid()
         self.times.create_start = time.monotonic_ns()
         self.vm = kvm.create_vm()
         try:
@@ -221,7 +223,6 @@ class Machine:
         self.vm.set_user_memory_region(0, 0, mem.size, mem.host_address)
         self.elf: LoadedElf = self.image.load(mem, reserved_end=Layout.RESERVED_END)
 
-        supported = kvm.supported_cpuid()
         nx = has_nx(supported)
         high = Pte.PRESENT | Pte.WRITABLE
         self.pt_pool = FramePool(mem, Layout.PAGE_TABLE_POOL, Layout.RESERVED_END)
