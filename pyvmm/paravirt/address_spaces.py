@@ -910,7 +910,7 @@ class AddressSpaceManager:
             self.machine.run_on_vcpu(target, work)
         for target, done in zip(targets, events, strict=True):
             # A vCPU sleeping outside KVM_RUN runs its queue before it enters the guest again.
-            if getattr(target, "blocked", False) or target.thread is None or not target.thread.is_alive():
+            if target.parker.parked or target.thread is None or not target.thread.is_alive():
                 continue
             done.wait(FLUSH_WAIT_S)
 
