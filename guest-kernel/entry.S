@@ -1,6 +1,8 @@
 /* Trap entry: one stub per vector pushes (error code,) vector, then the common
  * path saves registers, calls trap_dispatch(frame), restores and returns. */
 
+#include "trapframe.h"
+
     .text
     .altmacro
 .macro STUB v
@@ -20,39 +22,10 @@ trap_stub_\v:
 .endr
 
 trap_common:
-    push %rax
-    push %rbx
-    push %rcx
-    push %rdx
-    push %rsi
-    push %rdi
-    push %rbp
-    push %r8
-    push %r9
-    push %r10
-    push %r11
-    push %r12
-    push %r13
-    push %r14
-    push %r15
+    SAVE_GPRS
     mov %rsp, %rdi
     call trap_dispatch
-    pop %r15
-    pop %r14
-    pop %r13
-    pop %r12
-    pop %r11
-    pop %r10
-    pop %r9
-    pop %r8
-    pop %rbp
-    pop %rdi
-    pop %rsi
-    pop %rdx
-    pop %rcx
-    pop %rbx
-    pop %rax
-    add $16, %rsp /* vector, error code */
+    RESTORE_GPRS
     iretq
 
 .macro STUBADDR v

@@ -6,6 +6,7 @@
  * which builds a trap frame on the kernel stack (the same layout as a trap),
  * calls syscall_dispatch(frame) and returns with SYSRET. */
 #include "pyvmm_abi.h"
+#include "trapframe.h"
 
 #define USER_DS (0x20 | 3)
 #define USER_CS (0x28 | 3)
@@ -21,22 +22,7 @@ uenter:
     push %r15
     mov %rsp, kernel_ctx_rsp(%rip)
     mov %rdi, %rsp
-    pop %r15
-    pop %r14
-    pop %r13
-    pop %r12
-    pop %r11
-    pop %r10
-    pop %r9
-    pop %r8
-    pop %rbp
-    pop %rdi
-    pop %rsi
-    pop %rdx
-    pop %rcx
-    pop %rbx
-    pop %rax
-    add $16, %rsp /* vector, error code */
+    RESTORE_GPRS
     iretq
 
     .global uleave
@@ -62,39 +48,10 @@ syscall_entry:
     push %rcx /* rip */
     push $0
     push $0x80
-    push %rax
-    push %rbx
-    push %rcx
-    push %rdx
-    push %rsi
-    push %rdi
-    push %rbp
-    push %r8
-    push %r9
-    push %r10
-    push %r11
-    push %r12
-    push %r13
-    push %r14
-    push %r15
+    SAVE_GPRS
     mov %rsp, %rdi
     call syscall_dispatch
-    pop %r15
-    pop %r14
-    pop %r13
-    pop %r12
-    pop %r11
-    pop %r10
-    pop %r9
-    pop %r8
-    pop %rbp
-    pop %rdi
-    pop %rsi
-    pop %rdx
-    pop %rcx
-    pop %rbx
-    pop %rax
-    add $16, %rsp
+    RESTORE_GPRS
     mov 0(%rsp), %rcx   /* rip */
     mov 16(%rsp), %r11  /* rflags */
     mov 24(%rsp), %rsp  /* user stack */
