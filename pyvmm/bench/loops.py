@@ -78,17 +78,22 @@ def c_null_loop(ctx: VcpuContext) -> str | None:
 
 
 def c_cffi_callback_loop(ctx: VcpuContext) -> str | None:
-    """:func:`~pyvmm.runloop.native_loop` with cffi (ABI mode) for the call into C and the callback."""
+    """:func:`~pyvmm.runloop.native_loop`'s C loop (``pyvmm/fastloop.c``), entered and called
+    back through cffi (ABI mode) instead of ctypes."""
     import cffi
 
-    from pyvmm.bench.native import library_path
+    from pyvmm.bench.native import NativeBuildError
+    from pyvmm.fastloop import library
 
+    compiled = library()
+    if compiled is None:
+        raise NativeBuildError("the compiled run loop is not available (gcc missing, or PYVMM_LOOP=python)")
     ffi = cffi.FFI()
     ffi.cdef(
-        "long pyvmm_callback_loop(int fd, void *run, unsigned port,"
+        "long pyvmm_run_loop(int fd, void *run, unsigned port,"
         " uint64_t (*dispatch)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t), int *stop);"
     )
-    lib = ffi.dlopen(str(library_path()))
+    lib = ffi.dlopen(compiled._name)
     vcpu = ctx.vcpu
     machine = ctx.machine
     dispatch = machine.dispatcher.dispatch
@@ -109,7 +114,7 @@ def c_cffi_callback_loop(ctx: VcpuContext) -> str | None:
 
     fd = vcpu.fd
     run_ptr = ffi.cast("void *", ctypes.addressof(vcpu.run))
-    loop = lib.pyvmm_callback_loop
+    loop = lib.pyvmm_run_loop
     while True:
         ctx.in_guest = True
         if ctx.want_upcall:

@@ -32,30 +32,6 @@ long pyvmm_null_loop(int vcpu_fd, struct kvm_run *run, unsigned port, unsigned l
     }
 }
 
-/* A compiled run loop that still dispatches in Python: every hypercall exit
- * calls `dispatch(nr, a0..a4)` (a ctypes callback) for rax. The fast-path
- * experiment "is a compiled loop better than Python's ioctl loop?". */
-typedef uint64_t (*dispatch_fn)(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4);
-
-long pyvmm_callback_loop(int vcpu_fd, struct kvm_run *run, unsigned port, dispatch_fn dispatch,
-                         volatile int *stop)
-{
-    for (;;) {
-        if (ioctl(vcpu_fd, KVM_RUN, 0) < 0)
-            return -errno;
-        if (run->exit_reason == KVM_EXIT_IO && run->io.port == port && run->io.direction == KVM_EXIT_IO_OUT &&
-            run->io.size == 4) {
-            struct kvm_regs *r = &run->s.regs.regs;
-            r->rax = dispatch(r->rax, r->rdi, r->rsi, r->rdx, r->r10, r->r8);
-            run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
-            if (*stop)
-                return 1; /* the callback asked to leave (shutdown, error): Python takes over */
-            continue;
-        }
-        return 0;
-    }
-}
-
 static inline uint64_t now_ns(void)
 {
     struct timespec ts;

@@ -15,7 +15,6 @@ import zlib
 from functools import cache
 from pathlib import Path
 
-from pyvmm.fastloop import DISPATCH_FN  # the same callback type as the run loop
 from pyvmm.guest import cache_root
 
 SOURCE = Path(__file__).with_name("native.c")
@@ -51,24 +50,11 @@ def _build() -> Path:
     return out
 
 
-def library_path() -> Path:
-    """The built helper library (built now if needed)."""
-    return _build()
-
-
 @cache
 def native() -> ctypes.CDLL:
     lib = ctypes.CDLL(str(_build()))
     lib.pyvmm_null_loop.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.POINTER(ctypes.c_ulong))
     lib.pyvmm_null_loop.restype = ctypes.c_long
-    lib.pyvmm_callback_loop.argtypes = (
-        ctypes.c_int,
-        ctypes.c_void_p,
-        ctypes.c_uint,
-        DISPATCH_FN,
-        ctypes.POINTER(ctypes.c_int),
-    )
-    lib.pyvmm_callback_loop.restype = ctypes.c_long
     lib.pyvmm_syscall_loop.argtypes = (ctypes.c_ulong, ctypes.c_uint, ctypes.POINTER(ctypes.c_uint32))
     lib.pyvmm_syscall_loop.restype = None
     return lib
