@@ -363,13 +363,10 @@ class Machine:
     def contain(self) -> None:
         """Load the seccomp allow-list (:mod:`pyvmm.sandbox`) into this process: after
         setup, before the first ``KVM_RUN``; irreversible. Raises ``SandboxError``."""
-        # Imported now: an import opens files, which the filter refuses (no disassembly in
-        # crash reports then: capstone's import would cost more than a whole boot).
-        import pyvmm.kvm.exits  # noqa: F401
+        # Everything the run needs after this was imported (and the compiled loop loaded)
+        # in __init__: the filter refuses opening files. No disassembly in crash reports
+        # under it: capstone's import would cost more than a whole boot.
         from pyvmm import sandbox
-        from pyvmm.fastloop import library
-
-        library()  # the compiled run loop: built (gcc) and loaded while that is still allowed
         from pyvmm.devices.spec import StreamSpec
 
         serves = any(isinstance(spec, StreamSpec) and spec.server for spec in self.config.channels)
