@@ -1,0 +1,84 @@
+"""What hypercall handlers and devices may reach: the narrow services, as Protocols.
+
+Handlers never see the :class:`~pyvmm.machine.Machine`. Each calls module's
+``install(dispatcher, ...)`` takes the services it uses, from this list:
+
+- ``memory``: :class:`~pyvmm.memory.GuestMemory`, the one checked accessor;
+- ``channels``: :class:`~pyvmm.devices.base.ChannelTable`, handle -> device;
+- ``vcpus``: a :class:`VcpuSet` (below);
+- ``events``: :class:`~pyvmm.paravirt.events.EventChannels`;
+- ``timers``: a :class:`Timers` (below).
+
+The machine implements them (``pyvmm.vcpu.VcpuSet``, ``pyvmm.paravirt.timers``);
+tests pass their own. Contract common to every entry point here: a handler runs
+on the calling vCPU's own thread, between two ``KVM_RUN``\\s of that vCPU, with
+no pyvmm lock held; it may call any method below. Nothing here raises into the
+guest except where a ``Raises`` line says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from pyvmm.vcpu import Vcpu
+
+#: Work posted to a vCPU: runs on that vCPU's own thread, before it next enters the guest.
+VcpuWork = Callable[["Vcpu"], None]
+
+
+class VcpuSet(Protocol):
+    """The VM's vCPUs, by id (0 .. ``len - 1``). Every method is safe from any vCPU thread."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, vcpu_id: int) -> Vcpu:
+        """The vCPU *vcpu_id*. Raises ``IndexError`` for an id out of range."""
+        ...
+
+    @property
+    def stopping(self) -> bool:
+        """True once the VM is stopping: blocked vCPUs must return, none may start."""
+        ...
+
+    def bring_up(self, vcpu_id: int, *, entry: int, stack: int, arg: int) -> bool:
+        """Start parked vCPU *vcpu_id* at *entry* with *stack* and *arg* in ``rdi``
+        (``VCPU_UP``). False if it already runs or the VM is stopping."""
+        ...
+
+    def wake(self, vcpu_id: int) -> None:
+        """Make the vCPU take its pending upcall soon: unpark it if it sleeps in
+        BLOCK/HLT, kick it out of ``KVM_RUN`` if it runs guest code."""
+        ...
+
+    def post(self, vcpu_id: int, work: VcpuWork) -> bool:
+        """Run ``work(vcpu)`` on that vCPU's own thread before it next enters the guest.
+
+        Returns True when the vCPU is running (kicked now, it runs *work* within
+        microseconds: a caller may wait for it); False when it is not running guest
+        code (parked in BLOCK/HLT, not started, or gone): *work* then runs before its
+        next entry, if there is one, and waiting for it could take forever.
+        """
+        ...
+
+    def others_started(self, vcpu_id: int) -> bool:
+        """True if any vCPU other than *vcpu_id* has been started."""
+        ...
+
+
+class Timers(Protocol):
+    """Each vCPU's one-shot timer (``TIMER_SET``); expiry raises its ``Virq.TIMER``."""
+
+    def arm(self, vcpu: Vcpu, deadline_ns: int) -> None:
+        """Arm (or re-arm) *vcpu*'s timer for monotonic time *deadline_ns*. Its own thread only."""
+        ...
+
+    def cancel(self, vcpu: Vcpu) -> None:
+        """Disarm *vcpu*'s timer (nothing if none is armed). Its own thread only."""
+        ...
+
+    def fire_if_due(self, vcpu: Vcpu) -> bool:
+        """Raise *vcpu*'s timer VIRQ if its deadline has passed; exactly once per arming.
+        True if it fired. Any thread."""
+        ...
