@@ -1,37 +1,41 @@
 """A VM assembled from the layers below it, with its lifecycle.
 
-Data flows one way: KVM exit -> run loop (:mod:`pyvmm.runloop`) -> dispatcher
--> hypercall handler -> device -> result into the vCPU's ``rax``.
+Data flows one way: KVM exit -> run loop (:mod:`pyvmm.loop`) -> dispatcher
+-> hypercall handler (:mod:`pyvmm.paravirt.calls`) -> device -> result into
+the vCPU's ``rax``. The machine builds each layer and hands every handler only
+the services it names (:mod:`pyvmm.paravirt.services`); nothing below imports
+this module.
 """
 
 from __future__ import annotations
 
-import enum
+import contextlib
 import errno
 import signal
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pyvmm.bootinfo import low_page_flags, write_boot_info
+from pyvmm.devices import open_device
+from pyvmm.devices.base import ChannelTable, DeviceError
 from pyvmm.devices.console import Console
-from pyvmm.devices.spec import ChannelSpec, DeviceError, open_device
-from pyvmm.devices.timer import TimerService
-from pyvmm.kvm import Cap, Kvm, KvmError, Vcpu
+from pyvmm.kvm import Cap, Kvm, KvmError, VcpuFd
 from pyvmm.kvm.shadow import ShadowMmu, shadow_paging_in_use
 from pyvmm.loader import LoadedElf, read_elf
+from pyvmm.loop import LoopEnv
 from pyvmm.memory import GuestMemory
+from pyvmm.outcome import OutcomeKind, RunResult, StopReason
 from pyvmm.paravirt import abi
 from pyvmm.paravirt.abi import Layout
-from pyvmm.paravirt.address_spaces import AddressSpaceManager, install_address_spaces
-from pyvmm.paravirt.channel_calls import install_channel_calls
+from pyvmm.paravirt.address_spaces import AddressSpaceManager
+from pyvmm.paravirt.calls import install_all
 from pyvmm.paravirt.dispatcher import Dispatcher
-from pyvmm.paravirt.events import EventChannels, install_events
-from pyvmm.paravirt.hypercalls import ChannelTable, install_core
-from pyvmm.paravirt.multicall import install_multicall
-from pyvmm.paravirt.sched import install_sched
-from pyvmm.parking import Parker
+from pyvmm.paravirt.events import EventChannels
+from pyvmm.paravirt.services import Services
+from pyvmm.paravirt.timers import VcpuTimers
+from pyvmm.vcpu import KICK_SIGNAL, Vcpu, VcpuSet
 from pyvmm.x86 import boot
 from pyvmm.x86.cpuid import guest_cpuid, has_nx
 from pyvmm.x86.paging import FramePool, PageTables, Pte, identity_map
@@ -39,15 +43,15 @@ from pyvmm.x86.paging import FramePool, PageTables, Pte, identity_map
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from pyvmm.crash import CrashReport
+    from pyvmm.devices.spec import ChannelSpec
+
+__all__ = ["BootTimes", "Machine", "MachineConfig", "MachineError", "RunResult", "StopReason"]
 
 MIN_MEMORY = 4 << 20
 MAX_MEMORY = 64 << 30
-MAX_VCPUS = 64
 # Three pages KVM may use for real-mode emulation on Intel; outside guest RAM.
 TSS_ADDR = 0xFFFB_D000
 MSR_IA32_TSC = 0x10
-KICK_SIGNAL = signal.SIGRTMIN
 _POLL_S = 0.05  # how often run() looks at request_stop()
 
 REQUIRED_CAPS = (Cap.USER_MEMORY, Cap.SYNC_REGS, Cap.IMMEDIATE_EXIT)
@@ -55,13 +59,6 @@ REQUIRED_CAPS = (Cap.USER_MEMORY, Cap.SYNC_REGS, Cap.IMMEDIATE_EXIT)
 
 class MachineError(Exception):
     """The VM cannot be built as configured (bad size, missing capability...)."""
-
-
-class StopReason(enum.Enum):
-    SHUTDOWN = "shutdown"  # the guest called SHUTDOWN
-    CRASH = "crash"  # triple fault, internal error, unhandled exit
-    TIMEOUT = "timeout"  # --timeout elapsed
-    SIGNAL = "signal"  # SIGINT / SIGTERM on the host
 
 
 @dataclass
@@ -82,14 +79,6 @@ class MachineConfig:
 
 
 @dataclass
-class RunResult:
-    reason: StopReason
-    exit_code: int = 0
-    crash: CrashReport | None = None
-    signal: int | None = None
-
-
-@dataclass
 class BootTimes:
     """Monotonic nanosecond timestamps of the boot milestones."""
 
@@ -101,24 +90,11 @@ class BootTimes:
     def to_first_hypercall_ns(self) -> int:
         return self.first_hypercall - self.create_start if self.first_hypercall else 0
 
+    def set_first_run(self, ns: int) -> None:
+        self.first_run = ns
 
-@dataclass(eq=False)  # identity semantics: contexts are dict keys (timers)
-class VcpuContext:
-    """Per-vCPU state the run loop and handlers share."""
-
-    id: int
-    vcpu: Vcpu
-    machine: Machine
-    thread: threading.Thread | None = None
-    #: Work to run on this vCPU's own thread before its next KVM_RUN (see Machine.run_on_vcpu).
-    pending: deque = field(default_factory=deque)
-    #: Where BLOCK/HLT sleep; ``parker.guard`` also guards the fields below.
-    parker: Parker = field(default_factory=Parker)
-    started: bool = False
-    in_guest: bool = False  # set by the vCPU thread around KVM_RUN: only then is a kick needed
-    want_upcall: bool = False  # inject UPCALL_VECTOR before the next entry (see EventChannels.deliver)
-    timer_deadline: int | None = None  # monotonic ns of the armed one-shot timer
-    start_regs: tuple[int, int, int] | None = None  # (entry, stack, arg) for a vCPU_UP'd vCPU
+    def set_first_hypercall(self, ns: int) -> None:
+        self.first_hypercall = ns
 
 
 def _check_config(cfg: MachineConfig) -> None:
@@ -126,23 +102,10 @@ def _check_config(cfg: MachineConfig) -> None:
         raise MachineError(f"--memory must be between {MIN_MEMORY >> 20} MiB and {MAX_MEMORY >> 30} GiB")
     if cfg.memory % (2 << 20):
         raise MachineError("--memory must be a multiple of 2 MiB")
-    if not 1 <= cfg.vcpus <= MAX_VCPUS:
-        raise MachineError(f"--vcpus must be between 1 and {MAX_VCPUS}")
+    if not 1 <= cfg.vcpus <= abi.MAX_VCPUS:
+        raise MachineError(f"--vcpus must be between 1 and {abi.MAX_VCPUS}")
     if len(cfg.cmdline.encode()) > abi.CMDLINE_MAX:
         raise MachineError(f"--cmdline is longer than {abi.CMDLINE_MAX} bytes")
-
-
-_RO_DATA = int(Pte.PRESENT | Pte.NO_EXECUTE)
-_RW_DATA = int(Pte.PRESENT | Pte.WRITABLE | Pte.NO_EXECUTE)
-
-
-def _low_page_flags(gpa: int) -> int:
-    """Kernel permissions for the VMM-reserved low 2 MiB (identity map)."""
-    if gpa == Layout.NULL_PAGE:
-        return 0  # NULL dereferences fault
-    if gpa == Layout.SHARED_PAGE:
-        return _RW_DATA
-    return _RO_DATA  # boot info, GDT, page tables: read-only
 
 
 def _scratch_gpa(ram: int) -> int:
@@ -150,12 +113,27 @@ def _scratch_gpa(ram: int) -> int:
     return max(ram, 4 << 30) + (1 << 30) & ~((1 << 30) - 1)
 
 
+def _preload_for_sandbox() -> None:
+    """Import what a run and a vCPU thread import, and build and load the compiled loop,
+    now, before the VM exists. An import opens files: one failing mid-run (no fd left:
+    EMFILE; or the seccomp filter, which refuses ``open``) would kill a vCPU thread
+    instead of failing the build."""
+    import pyvmm.crash
+    import pyvmm.kvm.exits
+    import pyvmm.sandbox  # noqa: F401  (contain() needs it)
+    from pyvmm.fastloop import library
+
+    library()
+
+
 class Machine:
     """One VM: memory, vCPUs, the hypercall dispatcher and its devices.
 
     Build it, call :meth:`run` once, then :meth:`close` (or use ``with``).
     Raises :class:`~pyvmm.kvm.KvmError`, :class:`~pyvmm.loader.LoaderError`
-    or :class:`MachineError` when it cannot be built.
+    or :class:`MachineError` when it cannot be built; a half-built machine is
+    closed before the error propagates (every resource is released by the
+    one stack that acquired it, so :meth:`close` never sees a partial object).
     """
 
     def __init__(self, config: MachineConfig) -> None:
@@ -164,34 +142,22 @@ class Machine:
         # Parse and validate the guest before touching KVM: a bad ELF costs nothing.
         self.image = read_elf(config.kernel)
         self.times = BootTimes()
-        self.vcpus: list[VcpuContext] = []
-        self.memory: GuestMemory | None = None
+        self.result: RunResult | None = None
         self._stop_lock = threading.Lock()
         self._done = threading.Event()
-        self.result: RunResult | None = None
         self._requested: RunResult | None = None
-        self.stopping = False
-        #: The per-vCPU loop (``fn(ctx) -> crash reason | None``); None = :func:`pyvmm.runloop.run_loop`.
+        #: The per-vCPU loop (:data:`pyvmm.loop.Loop`); None = :func:`pyvmm.loop.run_loop`.
         #: ``stats`` selects the instrumented one; benchmarks plug in their variants here.
         self.loop = None
         self.metrics = None
         if config.stats:
             from pyvmm.metrics import Metrics
-            from pyvmm.statsloop import run_loop_stats
+            from pyvmm.statshooks import stats_loop
 
             self.metrics = Metrics()
-            self.loop = run_loop_stats
-        # What run() and a vCPU thread import, imported (and the compiled loop built and
-        # loaded) now, before the VM exists: an import opens files, and one failing mid-run
-        # (no fd left: EMFILE) would kill a vCPU thread instead of failing the build.
-        import pyvmm.crash
-        import pyvmm.kvm.exits
-        import pyvmm.runloop
-        import pyvmm.sandbox  # noqa: F401  (contain() needs it)
-        from pyvmm.fastloop import library
-
-        library()
-        self.kvm = Kvm(config.kvm_path)
+            self.loop = stats_loop(self.metrics)
+        _preload_for_sandbox()
+        self._resources = contextlib.ExitStack()
         try:
             self._build()
         except BaseException:
@@ -201,7 +167,9 @@ class Machine:
     # -- assembly ------------------------------------------------------------
     def _build(self) -> None:
         cfg = self.config
-        kvm = self.kvm
+        own = self._resources
+        self.kvm = kvm = Kvm(cfg.kvm_path)
+        own.callback(kvm.close)
         kvm.check_api_version()
         missing = [cap.name for cap in REQUIRED_CAPS if not kvm.check_extension(cap)]
         if missing:
@@ -209,128 +177,128 @@ class Machine:
         # A host property, asked before the VM exists (as Firecracker does at start-up).
         supported = kvm.supported_cpuid()
         self.times.create_start = time.monotonic_ns()
-        self.vm = kvm.create_vm()
+        self.vm = vm = kvm.create_vm()
+        own.callback(vm.close)
         try:
-            self.vm.set_tss_addr(TSS_ADDR)
+            vm.set_tss_addr(TSS_ADDR)
         except KvmError as e:
             if e.errno not in (errno.ENOTTY, errno.EINVAL):
                 raise  # backends without real-mode emulation do not implement it
 
         try:
-            self.memory = mem = GuestMemory(cfg.memory)
+            mem = GuestMemory(
+                cfg.memory,
+                vmm_owned_end=Layout.RESERVED_END,
+                guest_shared=(Layout.SHARED_PAGE, Layout.SHARED_PAGE + Layout.PAGE_SIZE),
+            )
         except OSError as e:
             raise MachineError(f"--memory {cfg.memory >> 20}M: cannot map guest RAM ({e.strerror})") from None
-        self.vm.set_user_memory_region(0, 0, mem.size, mem.host_address)
+        self.memory = mem
+        own.callback(mem.close)
+        vm.set_user_memory_region(0, 0, mem.size, mem.host_address)
+        own.callback(self._delete_memslot)  # before the unmap above: closing runs last-in first
         self.elf: LoadedElf = self.image.load(mem, reserved_end=Layout.RESERVED_END)
 
         nx = has_nx(supported)
-        high = Pte.PRESENT | Pte.WRITABLE
         self.pt_pool = FramePool(mem, Layout.PAGE_TABLE_POOL, Layout.RESERVED_END)
         nx_mask = ~0 if nx else ~int(Pte.NO_EXECUTE)
-        low = _low_page_flags if nx else (lambda gpa: _low_page_flags(gpa) & nx_mask)
+        low = low_page_flags if nx else (lambda gpa: low_page_flags(gpa) & nx_mask)
+        high = Pte.PRESENT | Pte.WRITABLE
         self.kernel_tables: PageTables = identity_map(mem, self.pt_pool, mem.size, low_flags=low, high_flags=high)
         mem.write(Layout.GDT, boot.gdt_page(Layout.GDT))
 
-        self.channels = ChannelTable()
-        self.console = Console(cfg.console_fd)
-        self.channels.add(self.console)  # handle 0 == abi.CONSOLE_HANDLE
-        for spec in cfg.channels:
-            try:
-                self.channels.add(open_device(spec))
-            except DeviceError as e:
-                raise MachineError(str(e)) from None
-        if cfg.null_sink:
+        self.channels = self._open_channels()
+        own.callback(self.channels.close)  # disks fsync'd, peers see the stream close
+        self.vcpus = VcpuSet(self._vcpu_thread)
+        self.events = EventChannels(mem, self.channels, self.vcpus)
+        own.callback(self.events.close)
+        self.timers = VcpuTimers(self.events)
+        own.callback(self.timers.stop)
+        shadow = ShadowMmu(vm, _scratch_gpa(mem.size)) if shadow_paging_in_use() else None
+        self.address_spaces = AddressSpaceManager(
+            mem,
+            self.pt_pool,
+            self.kernel_tables,
+            nx=nx,
+            reserved_end=Layout.RESERVED_END,
+            vcpus=self.vcpus,
+            shadow=shadow,
+        )
+        own.callback(self.address_spaces.close)
+        self.dispatcher = self._install_handlers()
+
+        for i in range(cfg.vcpus):
+            fd = vm.create_vcpu(i)
+            own.callback(fd.close)
+            self.vcpus.add(Vcpu(i, fd))
+            fd.set_cpuid2(guest_cpuid(supported, i, cfg.vcpus))
+            fd.set_sregs(boot.long_mode_sregs(fd.get_sregs(), cr3=self.kernel_tables.root, gdt_gpa=Layout.GDT, nx=nx))
+            fd.set_fpu(boot.boot_fpu())
+            fd.set_msrs(boot.boot_msrs())
+            fd.enable_sync_regs()
+        boot_cpu = self.vcpus[0].fd
+        self.tsc_khz = _tsc_khz(boot_cpu)
+        write_boot_info(
+            mem,
+            cmdline=cfg.cmdline.encode(),
+            nr_vcpus=cfg.vcpus,
+            tsc_khz=self.tsc_khz,
+            tsc_now=boot_cpu.get_msrs([MSR_IA32_TSC]).get(MSR_IA32_TSC, 0),
+            channels=self.channels,
+            features=self.channels.features(),
+        )
+        boot_cpu.set_regs(boot.boot_regs(entry=self.elf.entry, stack=mem.size, arg=Layout.BOOT_INFO))
+        self._env = LoopEnv(
+            dispatch=self.dispatcher.dispatch,
+            events=self.events,
+            vcpus=self.vcpus,
+            timers=self.timers,
+            on_first_run=self.times.set_first_run,
+            on_first_hypercall=self.times.set_first_hypercall,
+        )
+
+    def _open_channels(self) -> ChannelTable:
+        channels = ChannelTable()
+        self.console = Console(self.config.console_fd)
+        channels.add(self.console)  # handle 0 == abi.CONSOLE_HANDLE
+        try:
+            for spec in self.config.channels:
+                channels.add(open_device(spec))
+        except DeviceError as e:
+            channels.close()
+            raise MachineError(str(e)) from None
+        if self.config.null_sink:
             from pyvmm.devices.null_sink import NullSink
 
-            self.channels.add(NullSink())
+            channels.add(NullSink())
+        return channels
 
-        self.events = EventChannels(self)
-        self.timers = TimerService(self.fire_timer)
-        self.dispatcher = Dispatcher()
-        install_core(self.dispatcher, self)
-        install_events(self.dispatcher, self.events)
-        install_sched(self.dispatcher, self)
-        install_multicall(self.dispatcher, self)
-        install_channel_calls(self.dispatcher, self)
-        # Address spaces (issue 4): the manager edits tables in the same VMM-owned pool.
-        shadow = ShadowMmu(self.vm, _scratch_gpa(mem.size)) if shadow_paging_in_use() else None
-        self.address_spaces = AddressSpaceManager(
-            mem, self.pt_pool, self.kernel_tables, nx=nx, reserved_end=Layout.RESERVED_END, machine=self, shadow=shadow
+    def _install_handlers(self) -> Dispatcher:
+        d = Dispatcher()
+        self.services = Services(
+            memory=self.memory,
+            channels=self.channels,
+            vcpus=self.vcpus,
+            events=self.events,
+            timers=self.timers,
+            address_spaces=self.address_spaces,
         )
-        install_address_spaces(self.dispatcher, self.address_spaces)
+        install_all(d, self.services)
+        return d
 
-        mmap_size = kvm.vcpu_mmap_size()
-        for i in range(cfg.vcpus):
-            vcpu = self.vm.create_vcpu(i, mmap_size)
-            self.vcpus.append(VcpuContext(i, vcpu, self))
-            vcpu.set_cpuid2(guest_cpuid(supported, i, cfg.vcpus))
-            vcpu.set_sregs(
-                boot.long_mode_sregs(vcpu.get_sregs(), cr3=self.kernel_tables.root, gdt_gpa=Layout.GDT, nx=nx)
-            )
-            vcpu.set_fpu(boot.boot_fpu())
-            vcpu.set_msrs(boot.boot_msrs())
-            vcpu.enable_sync_regs()
-        boot_cpu = self.vcpus[0].vcpu
-        self.tsc_khz = self._tsc_khz(boot_cpu)
-        self._write_boot_info(boot_cpu)
-        boot_cpu.set_regs(boot.boot_regs(entry=self.elf.entry, stack=mem.size, arg=Layout.BOOT_INFO))
-
-    @staticmethod
-    def _tsc_khz(vcpu: Vcpu) -> int:
+    def _delete_memslot(self) -> None:
         try:
-            return vcpu.tsc_khz()
+            self.vm.set_user_memory_region(0, 0, 0, 0)  # tear down the slot before unmapping
         except KvmError:
-            return 0
-
-    def _write_boot_info(self, boot_cpu: Vcpu) -> None:
-        cmdline = self.config.cmdline.encode()
-        self.memory.write(Layout.CMDLINE, cmdline + b"\0")
-        info = abi.BootInfo(
-            magic=abi.BOOT_INFO_MAGIC,
-            abi_version=abi.ABI_VERSION,
-            features=int(
-                abi.Feature.CONSOLE
-                | abi.Feature.EVENTS
-                | abi.Feature.TIMER
-                | abi.Feature.SMP
-                | abi.Feature.MULTICALL
-                | abi.Feature.ADDRESS_SPACES
-            ),
-            mem_size=self.memory.size,
-            cmdline=Layout.CMDLINE,
-            cmdline_len=len(cmdline),
-            nr_vcpus=self.config.vcpus,
-            tsc_khz=self.tsc_khz,
-            shared_page=Layout.SHARED_PAGE,
-            reserved_end=Layout.RESERVED_END,
-            hypercall_port=abi.HYPERCALL_PORT,
-            upcall_vector=abi.UPCALL_VECTOR,
-            nr_ports=abi.NR_PORTS,
-        )
-        # A (guest TSC, monotonic ns) pair lets the guest read the time without a hypercall.
-        tsc = boot_cpu.get_msrs([MSR_IA32_TSC]).get(MSR_IA32_TSC, 0)
-        info.tsc_at_boot = tsc
-        info.monotonic_at_boot = time.monotonic_ns()
-        for handle, device in enumerate(self.channels.channels):
-            entry = info.channels[handle]
-            entry.handle = handle
-            entry.kind = int(device.kind)
-            entry.name = device.name.encode()[: abi.CHANNEL_NAME_LEN - 1]
-        info.nr_channels = len(self.channels.channels)
-        info.features |= int(self.channels.features())
-        self.memory.write(Layout.BOOT_INFO, bytes(info))
+            pass
 
     # -- lifecycle -------------------------------------------------------------
     def run(self) -> RunResult:
         """Run until the guest shuts down, crashes, times out or a signal arrives."""
-        from pyvmm.runloop import vcpu_thread_main
-
         if threading.current_thread() is threading.main_thread():
             # Python's handler is installed without SA_RESTART, so the kick makes KVM_RUN return EINTR.
             signal.signal(KICK_SIGNAL, _ignore_signal)
-        boot = self.vcpus[0]
-        boot.started = True
-        self.start_vcpu(boot, vcpu_thread_main)
+        self.vcpus.start_boot_vcpu()
         deadline = None if self.config.timeout is None else time.monotonic() + self.config.timeout
         while not self._done.is_set():
             requested = self._requested
@@ -343,143 +311,78 @@ class Machine:
                 break
             # Wake regularly to act on request_stop(): a signal handler must not take locks.
             self._done.wait(_POLL_S if remaining is None else min(remaining, _POLL_S))
-        for ctx in self.vcpus:
-            if ctx.thread is not None:
-                ctx.thread.join()
+        self.vcpus.join_all()
         return self.result
 
-    def bring_up(self, ctx: VcpuContext, *, entry: int, stack: int, arg: int) -> bool:
-        """Start a parked vCPU at *entry* (``VCPU_UP``); False if it already runs."""
-        from pyvmm.runloop import vcpu_thread_main
+    def _vcpu_thread(self, vcpu: Vcpu) -> None:
+        """A vCPU thread's body: run the loop, and turn whatever ends it into a machine stop."""
+        from pyvmm.crash import build_report
+        from pyvmm.loop import start
 
-        with ctx.parker.guard:
-            if ctx.started or self.stopping:
-                return False
-            ctx.started = True
-            ctx.start_regs = (entry, stack, arg)
-        self.start_vcpu(ctx, vcpu_thread_main)
-        return True
+        try:
+            outcome = start(vcpu, self._env, self.loop)
+        except KvmError as e:
+            outcome = None
+            why = str(e)
+        except BaseException as e:  # a VMM bug: stop the VM, never hang the process
+            outcome = None
+            why = f"pyvmm internal error: {type(e).__name__}: {e}"
+        if outcome is not None:
+            if outcome.kind is OutcomeKind.SHUTDOWN:
+                self.stop(RunResult(StopReason.SHUTDOWN, exit_code=outcome.code))
+                return
+            if outcome.kind is not OutcomeKind.CRASH:
+                return  # stopped: somebody else recorded the result
+            why = outcome.reason
+        report = build_report(vcpu.fd, vcpu.id, why, self.memory)
+        self.stop(RunResult(StopReason.CRASH, exit_code=125, crash=report))
 
     def contain(self) -> None:
         """Load the seccomp allow-list (:mod:`pyvmm.sandbox`) into this process: after
         setup, before the first ``KVM_RUN``; irreversible. Raises ``SandboxError``."""
         # Everything the run needs after this was imported (and the compiled loop loaded)
-        # in __init__: the filter refuses opening files. No disassembly in crash reports
-        # under it: capstone's import would cost more than a whole boot.
+        # by _preload_for_sandbox: the filter refuses opening files. No disassembly in crash
+        # reports under it: capstone's import would cost more than a whole boot.
         from pyvmm import sandbox
         from pyvmm.devices.spec import StreamSpec
 
         serves = any(isinstance(spec, StreamSpec) and spec.server for spec in self.config.channels)
         sandbox.apply(sandbox.SERVER_SOCKET_RULES if serves else ())
 
-    def start_vcpu(self, ctx: VcpuContext, target) -> None:
-        ctx.thread = threading.Thread(target=target, args=(ctx,), name=f"vcpu{ctx.id}", daemon=True)
-        ctx.thread.start()
-
     def request_stop(self, result: RunResult) -> None:
         """Ask :meth:`run` to stop the VM; safe from a signal handler (takes no lock)."""
         self._requested = result
 
     def stop(self, result: RunResult) -> None:
-        """Record *result* (the first one wins) and stop every vCPU."""
+        """Record *result* (the first one wins) and stop every vCPU. Any thread."""
         with self._stop_lock:
             if self.result is None:
                 self.result = result
-            self.stopping = True
-        for ctx in self.vcpus:
-            self.kick(ctx)
-            ctx.parker.unpark()
+        self.vcpus.stop_all()
         self._done.set()
 
-    # -- events and timers ---------------------------------------------------------
-    def wake_vcpu(self, ctx: VcpuContext) -> None:
-        """Make *ctx* take its pending upcall soon: wake it if blocked, kick it if running."""
-        parker = ctx.parker
-        with parker.guard:
-            ctx.want_upcall = True
-            if not ctx.started:
-                return  # delivered when it comes up
-        if parker.unpark():
-            return  # it was sleeping in BLOCK/HLT: cheaper than a signal
-        # Only a vCPU in (or entering) KVM_RUN needs the signal; one running our
-        # code checks want_upcall before it re-enters the guest.
-        if ctx.in_guest and ctx.thread is not None and ctx.thread.ident != threading.get_ident():
-            self.kick(ctx)
-
-    def arm_timer(self, ctx: VcpuContext, deadline_ns: int) -> None:
-        ctx.timer_deadline = deadline_ns  # only the vCPU itself arms its timer: it is not parked
-        self.timers.arm(ctx, deadline_ns)
-
-    def cancel_timer(self, ctx: VcpuContext) -> None:
-        ctx.timer_deadline = None
-        self.timers.cancel(ctx)
-
-    def fire_timer(self, ctx: VcpuContext) -> None:
-        """Raise *ctx*'s timer VIRQ if its deadline has passed (exactly once per arming)."""
-        with ctx.parker.guard:
-            deadline = ctx.timer_deadline
-            if deadline is None or deadline > time.monotonic_ns():
-                return
-            ctx.timer_deadline = None
-        self.events.raise_virq(ctx.id, abi.Virq.TIMER)
-
-    def run_on_vcpu(self, ctx: VcpuContext, work) -> None:
-        """Run ``work(ctx)`` on *ctx*'s own thread before it next enters the guest.
-
-        For state only the vCPU's thread may touch (its registers, its TLB):
-        the vCPU is kicked out of ``KVM_RUN``, runs the work, and re-enters.
-        """
-        ctx.pending.append(work)
-        self.kick(ctx)
-
-    def kick(self, ctx: VcpuContext) -> None:
-        """Make *ctx*'s ``KVM_RUN`` return ``EINTR`` soon (immediate_exit + signal)."""
-        vcpu = ctx.vcpu
-        if vcpu.run is None:
-            return
-        vcpu.set_immediate_exit(True)
-        thread = ctx.thread
-        if thread is not None and thread.is_alive() and thread.ident is not None:
-            try:
-                signal.pthread_kill(thread.ident, KICK_SIGNAL)
-            except (ProcessLookupError, OSError):
-                pass
+    @property
+    def stopping(self) -> bool:
+        return self.vcpus.stopping
 
     def close(self) -> None:
-        """Release the channels, timers, events, vCPUs, the memslot, guest memory and the KVM fds."""
-        channels = getattr(self, "channels", None)
-        if channels is not None:
-            channels.close()  # disks fsync'd, peers see the stream close; idempotent
-        timers = getattr(self, "timers", None)
-        if timers is not None:
-            timers.stop()
-        events = getattr(self, "events", None)
-        if events is not None and events.shared is not None:
-            events.close()
-        spaces = getattr(self, "address_spaces", None)
-        if spaces is not None:
-            spaces.close()
-        for ctx in self.vcpus:
-            ctx.vcpu.close()
-        self.vcpus.clear()
-        vm = getattr(self, "vm", None)
-        if vm is not None:
-            if self.memory is not None and vm.fd >= 0:
-                try:
-                    vm.set_user_memory_region(0, 0, 0, 0)  # tear down the slot before unmapping
-                except KvmError:
-                    pass
-            vm.close()
-        if self.memory is not None:
-            self.memory.close()
-            self.memory = None
-        self.kvm.close()
+        """Release everything the build acquired, last first: address spaces, timers,
+        events, channels (disks fsync'd), vCPUs, the memslot, guest memory, the KVM fds.
+        Idempotent."""
+        self._resources.close()
 
     def __enter__(self) -> Machine:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _tsc_khz(vcpu: VcpuFd) -> int:
+    try:
+        return vcpu.tsc_khz()
+    except KvmError:
+        return 0
 
 
 def _ignore_signal(signum, frame) -> None:

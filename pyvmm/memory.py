@@ -12,8 +12,10 @@ import ctypes
 import errno
 import mmap
 import re
+from typing import TypeVar
 
 PAGE_SIZE = 4096
+_C = TypeVar("_C", bound="ctypes.Structure | ctypes.Array")
 _U64 = (1 << 64) - 1
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
@@ -45,10 +47,14 @@ def parse_size(text: str) -> int:
 class GuestMemory:
     """Guest RAM starting at guest-physical address 0, backed by an anonymous mmap."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, vmm_owned_end: int = 0, guest_shared: tuple[int, int] = (0, 0)) -> None:
+        """*size* bytes of RAM. ``[0, vmm_owned_end)`` is the VMM's own memory, except the
+        ``guest_shared`` ``(start, end)`` range: see :meth:`guest_writable`."""
         if size <= 0 or size % PAGE_SIZE:
             raise ValueError(f"guest memory size must be a positive multiple of {PAGE_SIZE}")
         self.size = size
+        self.vmm_owned_end = vmm_owned_end
+        self.guest_shared = guest_shared
         self._mm = mmap.mmap(
             -1,
             size,
@@ -86,6 +92,24 @@ class GuestMemory:
         if not (0 <= length <= size and 0 <= gpa <= size - length):
             raise GuestMemoryError(gpa & _U64, length & _U64, size)
         return gpa
+
+    def guest_writable(self, gpa: int, length: int) -> bool:
+        """May the VMM write ``[gpa, gpa+length)`` on the guest's behalf? Not in the
+        VMM-owned pages (boot info, GDT, page tables), the shared page excepted: the VMM
+        must not write there for the guest what the guest may not write itself. The one
+        ownership test; each caller picks the errno. Call after :meth:`check`."""
+        if not length or gpa >= self.vmm_owned_end:
+            return True
+        start, end = self.guest_shared
+        return start <= gpa and gpa + length <= end
+
+    def read_obj(self, gpa: int, ctype: type[_C]) -> _C:
+        """A copy of the ctypes object of type *ctype* at *gpa* (checked)."""
+        return ctype.from_buffer_copy(self.read(gpa, ctypes.sizeof(ctype)))
+
+    def write_obj(self, gpa: int, obj: ctypes.Structure | ctypes.Array) -> None:
+        """Store ctypes object *obj* at *gpa* (checked)."""
+        self.write(gpa, memoryview(obj).cast("B"))
 
     def read(self, gpa: int, length: int) -> bytes:
         self.check(gpa, length)

@@ -32,7 +32,7 @@ def _vcpu(i: int = 0):
     run = SimpleNamespace(
         kvm_valid_regs=SYNC_X86_SREGS, kvm_dirty_regs=0, s=SimpleNamespace(regs=SimpleNamespace(sregs=sregs))
     )
-    return SimpleNamespace(id=i, vcpu=SimpleNamespace(run=run))
+    return SimpleNamespace(id=i, fd=SimpleNamespace(run=run))
 
 
 @pytest.fixture
@@ -116,11 +116,11 @@ def test_handles(vm):
     vm.m.as_call(vm.ctx, vm.m._map, h, VA, 0x300000, PAGE_4K, RW)
     assert _errno(vm.m.as_call, vm.ctx, vm.m._map, h, VA, 0x301000, PAGE_4K, RW) == Errno.EEXIST
     vm.m.as_switch(vm.ctx, h)
-    assert vm.ctx.vcpu.run.s.regs.sregs.cr3 == vm.m.spaces[h].tables.root
-    assert vm.ctx.vcpu.run.kvm_dirty_regs & SYNC_X86_SREGS
+    assert vm.ctx.fd.run.s.regs.sregs.cr3 == vm.m.spaces[h].tables.root
+    assert vm.ctx.fd.run.kvm_dirty_regs & SYNC_X86_SREGS
     assert _errno(vm.m.as_destroy, vm.ctx, h) == Errno.EBUSY
     vm.m.as_switch(vm.ctx, 0)
-    assert vm.ctx.vcpu.run.s.regs.sregs.cr3 == vm.kernel.root
+    assert vm.ctx.fd.run.s.regs.sregs.cr3 == vm.kernel.root
     free_before = vm.pool.available
     vm.m.as_destroy(vm.ctx, h)
     assert _errno(vm.m.as_switch, vm.ctx, h) == Errno.EBADF

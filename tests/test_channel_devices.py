@@ -10,15 +10,14 @@ import time
 
 import pytest
 
+from pyvmm.devices.base import ChannelError, DeviceError
 from pyvmm.devices.block import BlockDevice
-from pyvmm.devices.spec import DeviceError
 from pyvmm.devices.stream import StreamChannel
 from pyvmm.paravirt.abi import ChannelFlag, Errno
-from pyvmm.paravirt.dispatcher import HypercallError
 
 
 def _errno(fn, *args) -> Errno:
-    with pytest.raises(HypercallError) as e:
+    with pytest.raises(ChannelError) as e:
         fn(*args)
     return e.value.errno
 
@@ -189,7 +188,7 @@ def test_stream_bulk_send_is_partial_not_blocking(pair):
     while sent < len(big):  # fill the buffer until it is full: then -EAGAIN, not a hang
         try:
             sent += client.send(memoryview(big)[sent:], 0)
-        except HypercallError as e:
+        except ChannelError as e:
             assert e.errno == Errno.EAGAIN
             break
     assert sent < len(big)

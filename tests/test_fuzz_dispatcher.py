@@ -1,9 +1,11 @@
-"""Fuzz the REAL hypercall dispatcher: a Machine built on /dev/kvm with its real guest memory,
-devices (console, a disk) and handlers; random hypercall numbers, registers and guest memory.
+"""Fuzz the REAL hypercall dispatcher with every device kind configured (console, disk,
+stream, null sink); random hypercall numbers, registers and guest memory.
 
-Every call must return a u64 that is a non-negative result or a documented negative errno,
-and raise nothing but GuestExit (SHUTDOWN). The calling vCPU is vCPU 0, marked as running,
-as it is when a real guest makes the call.
+Two profiles: ``services``, the real handlers, devices and guest memory over the narrow
+services without KVM (tests/support/services_vm.py), and ``kvm``, a Machine built on
+/dev/kvm. Every call must return a u64 that is a non-negative result or a documented
+negative errno, and raise nothing but GuestExit (SHUTDOWN). The calling vCPU is vCPU 0,
+started, as it is when a real guest makes the call.
 """
 
 from __future__ import annotations
@@ -15,14 +17,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyvmm.devices.spec import DiskSpec
+from pyvmm.devices.spec import DiskSpec, StreamSpec
 from pyvmm.machine import Machine, MachineConfig
 from pyvmm.paravirt.abi import Errno, Hypercall, Layout, MulticallEntry
 from pyvmm.paravirt.dispatcher import GuestExit
 
 from .fuzz import fuzz_settings, report
-
-pytestmark = pytest.mark.kvm
+from .support import services_vm
 
 MEMORY = 16 << 20
 U64 = (1 << 64) - 1
@@ -31,17 +32,27 @@ ERRNOS = {int(e) for e in Errno}
 WAKER_PERIOD_S = 0.01
 
 
-@pytest.fixture(scope="module")
-def machine(guest_kernel, tmp_path_factory):
-    disk = tmp_path_factory.mktemp("fuzz") / "disk.img"
+def _kvm_machine(guest_kernel, tmp, null_out, null_in) -> Machine:
+    disk = tmp / "disk.img"
     disk.write_bytes(bytes(1 << 20))
-    null_out = os.open(os.devnull, os.O_WRONLY)
-    null_in = os.open(os.devnull, os.O_RDONLY)
+    channels = (DiskSpec("disk0", str(disk)), StreamSpec("link", str(tmp / "link.sock"), True))
     m = Machine(
-        MachineConfig(kernel=guest_kernel, memory=MEMORY, console_fd=null_out, channels=(DiskSpec("disk0", str(disk)),))
+        MachineConfig(kernel=guest_kernel, memory=MEMORY, console_fd=null_out, channels=channels, null_sink=True)
     )
     m.console.in_fd = null_in  # RECV on the console reads end of input, never the test's stdin
-    m.vcpus[0].started = True  # the caller: running, as a real guest's vCPU is
+    m.vcpus[0].start(lambda vcpu: None)  # the caller: started, as a real guest's vCPU is
+    return m
+
+
+@pytest.fixture(scope="module", params=["services", pytest.param("kvm", marks=pytest.mark.kvm)])
+def machine(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fuzz")
+    null_out = os.open(os.devnull, os.O_WRONLY)
+    null_in = os.open(os.devnull, os.O_RDONLY)
+    if request.param == "kvm":
+        m = _kvm_machine(request.getfixturevalue("guest_kernel"), tmp, null_out, null_in)
+    else:
+        m = services_vm.build(str(tmp), memory=MEMORY)
     stop = threading.Event()
     waker = threading.Thread(target=_waker, args=(m, stop), name="fuzz-waker", daemon=True)
     waker.start()
@@ -58,11 +69,11 @@ def machine(guest_kernel, tmp_path_factory):
         threading.excepthook = previous_hook
         os.close(null_out)
         os.close(null_in)
-    report("dispatcher", _count["cases"], **{k: v for k, v in _count.items() if k != "cases"})
+    report(f"dispatcher-{request.param}", _count["cases"], **{k: v for k, v in _count.items() if k != "cases"})
     assert not _thread_errors, _thread_errors
 
 
-def _waker(machine: Machine, stop: threading.Event) -> None:
+def _waker(machine, stop: threading.Event) -> None:
     """Raise vCPU 0's upcall whenever a fuzzed BLOCK sleeps (nothing else would ever wake it)."""
     ctx = machine.vcpus[0]
     while not stop.wait(WAKER_PERIOD_S):
@@ -149,7 +160,7 @@ def _valid(result: int) -> bool:
     return (-(result - (1 << 64))) in ERRNOS
 
 
-def _dispatch(machine: Machine, nr: int, args: list[int]) -> int | None:
+def _dispatch(machine, nr: int, args: list[int]) -> int | None:
     try:
         return machine.dispatcher.dispatch(machine.vcpus[0], nr, *args)
     except GuestExit as e:
@@ -158,7 +169,7 @@ def _dispatch(machine: Machine, nr: int, args: list[int]) -> int | None:
         return None
 
 
-def _check(machine: Machine, nr: int, args: list[int], writes) -> None:
+def _check(machine, nr: int, args: list[int], writes) -> None:
     mem = machine.memory
     for gpa, data in writes:
         mem.write(gpa, data[: MEMORY - gpa])

@@ -192,7 +192,6 @@ CLASSES: tuple[BenchClass, ...] = (
     # -- the same NULL loop under other run loops: kept only what measures faster
     BenchClass("fp-getregs", "GET/SET_REGS instead of sync regs", Group.FASTPATH, guest="null", loop="getregs"),
     BenchClass("fp-nodispatch", "NULL answered inline, no dispatcher", Group.FASTPATH, guest="null", loop="nodispatch"),
-    BenchClass("fp-lean", "exit read as memoryview words", Group.FASTPATH, guest="null", loop="lean"),
     BenchClass("fp-cffi", "KVM_RUN via cffi instead of ctypes", Group.FASTPATH, guest="null", loop="cffi"),
     BenchClass("fp-python-loop", "run loop in Python (no gcc)", Group.FASTPATH, guest="null", loop="python"),
     BenchClass(

@@ -6,12 +6,12 @@
  * hypercall with no dispatch at all: rax = 0 through sync regs, re-enter. Any
  * other exit goes back to Python, which handles it as pyvmm always does. */
 #include <errno.h>
-#include <linux/kvm.h>
-#include <stdint.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "hypercall_exit.h" /* the run loop's own test (pyvmm/hypercall_exit.h) */
 
 /* Returns 0 when an exit other than a NULL hypercall is waiting in `run`, or
  * -errno when KVM_RUN fails (-EINTR after a kick). `*answered` counts the NULL
@@ -21,10 +21,8 @@ long pyvmm_null_loop(int vcpu_fd, struct kvm_run *run, unsigned port, unsigned l
     for (;;) {
         if (ioctl(vcpu_fd, KVM_RUN, 0) < 0)
             return -errno;
-        if (run->exit_reason == KVM_EXIT_IO && run->io.port == port && run->io.direction == KVM_EXIT_IO_OUT &&
-            run->io.size == 4 && run->s.regs.regs.rax == 0) {
-            run->s.regs.regs.rax = 0;
-            run->kvm_dirty_regs = KVM_SYNC_X86_REGS;
+        if (pyvmm_is_hypercall(run, port) && run->s.regs.regs.rax == 0) {
+            pyvmm_finish_hypercall(run, 0);
             (*answered)++;
             continue;
         }

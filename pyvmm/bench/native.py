@@ -8,51 +8,23 @@ from __future__ import annotations
 
 import ctypes
 import os
-import shutil
-import subprocess
-import tempfile
-import zlib
 from functools import cache
-from pathlib import Path
 
-from pyvmm.guest import cache_root
-
-SOURCE = Path(__file__).with_name("native.c")
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "native.c")
 
 
 class NativeBuildError(Exception):
     """gcc is missing or the helper does not build; the message says which."""
 
 
-def _build() -> Path:
-    src = SOURCE.read_bytes()
-    out = Path(cache_root()) / f"bench-native-{zlib.crc32(src):08x}" / "libpyvmmbench.so"
-    if out.is_file():
-        return out
-    if shutil.which("gcc") is None:
-        raise NativeBuildError("gcc is needed to build the C baseline: install it (e.g. apt-get install gcc)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out.parent)
-    os.close(fd)
-    try:
-        proc = subprocess.run(
-            ["gcc", "-O2", "-shared", "-fPIC", "-Wall", "-Werror", "-o", tmp, str(SOURCE)],
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise NativeBuildError(f"building the C baseline failed: {last}")
-        os.replace(tmp, out)  # atomic: concurrent first runs each build, one wins
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
-
-
 @cache
 def native() -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(_build()))
+    from pyvmm._cbuild import CBuildError, shared_library
+
+    try:
+        lib = ctypes.CDLL(shared_library(SOURCE, "libpyvmmbench"))
+    except CBuildError as e:
+        raise NativeBuildError(str(e)) from None
     lib.pyvmm_null_loop.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.POINTER(ctypes.c_ulong))
     lib.pyvmm_null_loop.restype = ctypes.c_long
     lib.pyvmm_syscall_loop.argtypes = (ctypes.c_ulong, ctypes.c_uint, ctypes.POINTER(ctypes.c_uint32))

@@ -122,6 +122,7 @@ def run_guest(cls: BenchClass, p: Params, kernel: Path) -> GuestRun:
     from pyvmm.loader import LoaderError
     from pyvmm.machine import Machine, MachineConfig, MachineError, StopReason
     from pyvmm.metrics import Metrics
+    from pyvmm.statshooks import stats_loop
 
     cmdline = (
         f"test=bench bench={cls.guest} iters={p.iters} warmup={p.warmup} reps={p.reps} "
@@ -153,6 +154,7 @@ def run_guest(cls: BenchClass, p: Params, kernel: Path) -> GuestRun:
                 machine.vm.ioeventfd(efd, IOEVENTFD_PORT, 4)
             if cls.loop == "stats":
                 machine.metrics = Metrics(keep_samples=True)
+                machine.loop = stats_loop(machine.metrics)
             elif cls.loop != "pyvmm":
                 machine.loop = LOOPS[cls.loop]
             result = machine.run()

@@ -15,21 +15,21 @@ import os
 import stat
 from collections.abc import Callable
 
-from pyvmm.devices.spec import DeviceError
+from pyvmm.devices.base import Channel, ChannelError, DeviceError
 from pyvmm.paravirt.abi import ChannelFlag, ChannelKind, Errno
-from pyvmm.paravirt.dispatcher import HypercallError
 
 _READY = int(ChannelFlag.READABLE | ChannelFlag.WRITABLE | ChannelFlag.CONNECTED)
 # Host failures the guest can act on keep their meaning; anything else is an I/O error.
 _HOST_ERRNO = {errno.ENOSPC: Errno.ENOSPC, errno.EDQUOT: Errno.ENOSPC, errno.EFBIG: Errno.ENOSPC}
 
 
-def _host_error(e: OSError) -> HypercallError:
-    return HypercallError(_HOST_ERRNO.get(e.errno, Errno.EIO), str(e))
+def _host_error(e: OSError) -> ChannelError:
+    return ChannelError(_HOST_ERRNO.get(e.errno, Errno.EIO), str(e))
 
 
-class BlockDevice:
+class BlockDevice(Channel):
     kind = ChannelKind.BLOCK
+    has_readiness_events = True
 
     def __init__(self, name: str, fd: int, size: int, path: str) -> None:
         self.name = name
@@ -71,7 +71,7 @@ class BlockDevice:
         if n == 0:
             return 0
         if offset >= self.size:
-            raise HypercallError(Errno.ENOSPC, f"write at {offset} past the end of {self.name}")
+            raise ChannelError(Errno.ENOSPC, f"write at {offset} past the end of {self.name}")
         n = min(n, self.size - offset)
         done = 0
         while done < n:

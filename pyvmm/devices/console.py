@@ -8,15 +8,15 @@ import select
 import threading
 from collections.abc import Callable
 
+from pyvmm.devices.base import Channel, ChannelError
 from pyvmm.devices.watch import POLLIN, Watcher
 from pyvmm.paravirt.abi import ChannelFlag, ChannelKind, Errno
-from pyvmm.paravirt.dispatcher import HypercallError
 
 _INPUT = select.POLLIN | select.POLLHUP | select.POLLERR
 _ALWAYS = int(ChannelFlag.WRITABLE | ChannelFlag.CONNECTED)
 
 
-class Console:
+class Console(Channel):
     """Writes guest output to *out_fd* unbuffered, so it streams as the guest runs; reads *in_fd*.
 
     stdin is never switched to non-blocking mode (the terminal's file description
@@ -26,6 +26,7 @@ class Console:
     """
 
     kind = ChannelKind.CONSOLE
+    has_readiness_events = True
 
     def __init__(self, out_fd: int = 1, name: str = "console", in_fd: int = 0) -> None:
         self.out_fd = out_fd
@@ -41,7 +42,7 @@ class Console:
     def send(self, data: memoryview, offset: int) -> int:
         """Write all of *data*; returns the byte count (partial only if the host fd fails)."""
         if offset:
-            raise HypercallError(Errno.EINVAL, "the console has no offsets")
+            raise ChannelError(Errno.EINVAL, "the console has no offsets")
         done = 0
         n = len(data)
         while done < n:
@@ -62,7 +63,7 @@ class Console:
     def recv(self, buf: memoryview, offset: int) -> int:
         """What stdin has now: a byte count, 0 at end of input, ``-EAGAIN`` when nothing is there yet."""
         if offset:
-            raise HypercallError(Errno.EINVAL, "the console has no offsets")
+            raise ChannelError(Errno.EINVAL, "the console has no offsets")
         if not len(buf):
             return 0
         revents = self._poll_input()
@@ -70,12 +71,12 @@ class Console:
             return 0  # no stdin at all reads as end of input
         if not revents:
             self._watch()
-            raise HypercallError(Errno.EAGAIN)
+            raise ChannelError(Errno.EAGAIN)
         try:
             return os.readv(self.in_fd, [buf])
         except BlockingIOError:
             self._watch()
-            raise HypercallError(Errno.EAGAIN) from None
+            raise ChannelError(Errno.EAGAIN) from None
 
     def readiness(self) -> int:
         return _ALWAYS | (int(ChannelFlag.READABLE) if self._poll_input() else 0)

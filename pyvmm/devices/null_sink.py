@@ -8,10 +8,11 @@ not read the data.
 
 from __future__ import annotations
 
-from pyvmm.paravirt.abi import ChannelKind
+from pyvmm.devices.base import Channel
+from pyvmm.paravirt.abi import ChannelFlag, ChannelKind
 
 
-class NullSink:
+class NullSink(Channel):
     kind = ChannelKind.NULL_SINK
 
     def __init__(self, name: str = "null") -> None:
@@ -27,3 +28,7 @@ class NullSink:
 
     def recv(self, data: memoryview, offset: int) -> int:
         return 0  # end of file, as reading /dev/null
+
+    def readiness(self) -> ChannelFlag:
+        # As poll(2) on /dev/null: a read returns at once (end of file), a write never blocks.
+        return ChannelFlag.READABLE | ChannelFlag.WRITABLE | ChannelFlag.CONNECTED

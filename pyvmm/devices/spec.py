@@ -1,8 +1,7 @@
-"""Channel specifications from the command line (``--disk``, ``--channel``), and opening them.
+"""Channel specifications from the command line (``--disk``, ``--channel``): pure parsing.
 
-Parsing is pure (unit-tested without KVM); :func:`open_device` turns a spec
-into a device. Every mistake is a :class:`SpecError` (or, when the host
-refuses, a :class:`DeviceError`) whose message is the one line the user sees.
+Unit-tested without KVM; :func:`pyvmm.devices.open_device` turns a spec into a
+device. Every mistake is a :class:`SpecError` whose message is the one line the user sees.
 """
 
 from __future__ import annotations
@@ -20,10 +19,6 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 class SpecError(ValueError):
     """A malformed ``--disk`` / ``--channel`` value."""
-
-
-class DeviceError(Exception):
-    """The host refused a channel's backing file or socket; the message is one line."""
 
 
 class DiskSpec(NamedTuple):
@@ -89,14 +84,3 @@ def build_specs(disks: list[str], channels: list[str]) -> tuple[ChannelSpec, ...
     if len(specs) + 1 > abi.MAX_CHANNELS:  # + the console
         raise SpecError(f"too many channels: at most {abi.MAX_CHANNELS - 1} --disk and --channel in all")
     return tuple(specs)
-
-
-def open_device(spec: ChannelSpec):
-    """Open the device behind *spec*; raises :class:`DeviceError`."""
-    if isinstance(spec, DiskSpec):
-        from pyvmm.devices.block import BlockDevice
-
-        return BlockDevice.open(spec.name, spec.path)
-    from pyvmm.devices.stream import StreamChannel
-
-    return StreamChannel.open(spec.name, spec.path, server=spec.server)

@@ -24,10 +24,9 @@ import stat
 import threading
 from collections.abc import Callable
 
-from pyvmm.devices.spec import DeviceError
+from pyvmm.devices.base import Channel, ChannelError, DeviceError
 from pyvmm.devices.watch import POLLIN, POLLOUT, Watcher
 from pyvmm.paravirt.abi import ChannelFlag, ChannelKind, Errno
-from pyvmm.paravirt.dispatcher import HypercallError
 
 _SEND_FLAGS = socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL
 _RECV_FLAGS = socket.MSG_DONTWAIT
@@ -90,8 +89,9 @@ def _tune(sock: socket.socket) -> None:
             pass
 
 
-class StreamChannel:
+class StreamChannel(Channel):
     kind = ChannelKind.STREAM
+    has_readiness_events = True
 
     def __init__(self, name: str, path: str, listener: socket.socket | None, made: tuple[int, int] | None) -> None:
         self.name = name
@@ -124,7 +124,7 @@ class StreamChannel:
     # -- the guest's operations (vCPU threads) ---------------------------------------
     def send(self, data: memoryview, offset: int) -> int:
         if offset:
-            raise HypercallError(Errno.EINVAL, "stream channels have no offsets")
+            raise ChannelError(Errno.EINVAL, "stream channels have no offsets")
         sock = self._sock
         if sock is None:
             raise self._not_connected(Errno.EPIPE)
@@ -134,13 +134,13 @@ class StreamChannel:
             return sock.send(data, _SEND_FLAGS)
         except BlockingIOError:
             self._watcher.arm(POLLOUT)
-            raise HypercallError(Errno.EAGAIN) from None
+            raise ChannelError(Errno.EAGAIN) from None
         except OSError as e:  # EPIPE, ECONNRESET: the peer is gone
-            raise HypercallError(Errno.EPIPE, str(e)) from None
+            raise ChannelError(Errno.EPIPE, str(e)) from None
 
     def recv(self, buf: memoryview, offset: int) -> int:
         if offset:
-            raise HypercallError(Errno.EINVAL, "stream channels have no offsets")
+            raise ChannelError(Errno.EINVAL, "stream channels have no offsets")
         sock = self._sock
         if sock is None:
             raise self._not_connected(Errno.ECONNRESET)
@@ -150,17 +150,17 @@ class StreamChannel:
             n = sock.recv_into(buf, len(buf), _RECV_FLAGS)
         except BlockingIOError:
             self._watcher.arm(POLLIN)
-            raise HypercallError(Errno.EAGAIN) from None
+            raise ChannelError(Errno.EAGAIN) from None
         except OSError as e:
-            raise HypercallError(Errno.ECONNRESET, str(e)) from None
+            raise ChannelError(Errno.ECONNRESET, str(e)) from None
         if n == 0:  # end of stream: the peer closed (or died) and everything it sent is read
-            raise HypercallError(Errno.ECONNRESET, "peer closed the channel")
+            raise ChannelError(Errno.ECONNRESET, "peer closed the channel")
         return n
 
-    def _not_connected(self, gone: Errno) -> HypercallError:
+    def _not_connected(self, gone: Errno) -> ChannelError:
         if self.state is State.FAILED:
-            return HypercallError(gone, self.error)
-        return HypercallError(Errno.EAGAIN, "no peer yet")  # the connect itself raises on_ready
+            return ChannelError(gone, self.error)
+        return ChannelError(Errno.EAGAIN, "no peer yet")  # the connect itself raises on_ready
 
     def readiness(self) -> int:
         sock = self._sock

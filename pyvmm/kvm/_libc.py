@@ -42,10 +42,6 @@ def ioctl_ptr(fd: int, request: int, obj) -> int:
 
 get_errno = ctypes.get_errno
 
-pthread_kill = libc.pthread_kill
-pthread_kill.argtypes = (ctypes.c_ulong, ctypes.c_int)
-pthread_kill.restype = ctypes.c_int
-
 _prctl = libc.prctl
 _prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
 _prctl.restype = ctypes.c_int

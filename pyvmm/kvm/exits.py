@@ -1,19 +1,50 @@
-"""Typed VM exits (rust-vmm's ``VcpuExit``), decoded from the ``kvm_run`` page.
+"""The hypercall test, and typed VM exits (rust-vmm's ``VcpuExit``) for everything else.
 
-The per-exit hot path in :mod:`pyvmm.machine` reads the few ``kvm_run`` fields
-it needs directly; these values are for everything else: the slow exits, crash
-reports and tests.
+:func:`is_hypercall` is THE test of "this exit is a hypercall" and
+:func:`finish_hypercall` THE way to hand its result back; every Python run
+loop (:mod:`pyvmm.loop`, :mod:`pyvmm.bench.loops`) uses them, and the one C
+copy is ``pyvmm_run_loop`` in ``pyvmm/fastloop.c`` (keep the two in step).
+
+The typed values are for the slow exits, crash reports and tests: copies of
+the exit data rather than views of the page, so they outlive the next
+``KVM_RUN``. They are slotted dataclasses, not frozen ones: frozen costs about
+1 ms of import per class on the boot path, and nothing mutates them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyvmm.kvm.constants import EXIT_IO_OUT, ExitReason
+from pyvmm.kvm.constants import EXIT_IO_OUT, SYNC_X86_REGS, ExitReason
 from pyvmm.kvm.structs import KvmRun
 
+_EXIT_IO = int(ExitReason.IO)
+#: The hypercall port (``pyvmm.paravirt.abi.HYPERCALL_PORT``; this layer sits below the ABI's).
+HYPERCALL_PORT = 0xF5
 
-@dataclass(slots=True)  # not frozen: frozen costs ~1 ms of import per class, and nothing mutates these
+
+def is_hypercall(run: KvmRun) -> bool:
+    """Is the exit in *run* a hypercall: ``outl %eax`` to the hypercall port, once?
+
+    4 bytes, OUT, count 1: a ``rep outsl`` of several dwords, an ``outb`` or an
+    ``in`` on the port is an ABI violation (a crash report), not a hypercall.
+    """
+    if run.exit_reason != _EXIT_IO:
+        return False
+    io = run.exit.io
+    return io.port == HYPERCALL_PORT and io.direction == EXIT_IO_OUT and io.size == 4 and io.count == 1
+
+
+def finish_hypercall(run: KvmRun, result: int) -> None:
+    """Put *result* in the guest's ``rax`` for the next ``KVM_RUN`` (sync regs).
+
+    ORs the dirty bit: a handler may have marked the sregs dirty too (``AS_SWITCH``).
+    """
+    run.s.regs.regs.rax = result
+    run.kvm_dirty_regs |= SYNC_X86_REGS
+
+
+@dataclass(slots=True)
 class VcpuExit:
     """Base class: an exit whose reason needs no payload."""
 
@@ -30,7 +61,7 @@ class VcpuExit:
         return self.name
 
 
-@dataclass(slots=True)  # not frozen: frozen costs ~1 ms of import per class, and nothing mutates these
+@dataclass(slots=True)
 class IoExit(VcpuExit):
     port: int
     size: int
@@ -43,7 +74,7 @@ class IoExit(VcpuExit):
         return f"IO {kind} port={self.port:#x} size={self.size} count={self.count} data={self.data.hex()}"
 
 
-@dataclass(slots=True)  # not frozen: frozen costs ~1 ms of import per class, and nothing mutates these
+@dataclass(slots=True)
 class MmioExit(VcpuExit):
     phys_addr: int
     length: int
@@ -55,7 +86,7 @@ class MmioExit(VcpuExit):
         return f"MMIO {kind} gpa={self.phys_addr:#x} len={self.length} data={self.data.hex()}"
 
 
-@dataclass(slots=True)  # not frozen: frozen costs ~1 ms of import per class, and nothing mutates these
+@dataclass(slots=True)
 class InternalErrorExit(VcpuExit):
     suberror: int
     data: tuple[int, ...]
@@ -66,7 +97,7 @@ class InternalErrorExit(VcpuExit):
         return f"INTERNAL_ERROR ({what}) data=[{', '.join(hex(d) for d in self.data)}]"
 
 
-@dataclass(slots=True)  # not frozen: frozen costs ~1 ms of import per class, and nothing mutates these
+@dataclass(slots=True)
 class FailEntryExit(VcpuExit):
     hardware_reason: int
     cpu: int
@@ -75,7 +106,7 @@ class FailEntryExit(VcpuExit):
         return f"FAIL_ENTRY hardware_entry_failure_reason={self.hardware_reason:#x} cpu={self.cpu}"
 
 
-@dataclass(slots=True)  # not frozen: frozen costs ~1 ms of import per class, and nothing mutates these
+@dataclass(slots=True)
 class DebugExit(VcpuExit):
     exception: int
     pc: int
@@ -86,7 +117,7 @@ class DebugExit(VcpuExit):
         return f"DEBUG exception={self.exception} pc={self.pc:#x} dr6={self.dr6:#x} dr7={self.dr7:#x}"
 
 
-@dataclass(slots=True)  # not frozen: frozen costs ~1 ms of import per class, and nothing mutates these
+@dataclass(slots=True)
 class SystemEventExit(VcpuExit):
     type: int
     data: tuple[int, ...]
@@ -95,7 +126,7 @@ class SystemEventExit(VcpuExit):
         return f"SYSTEM_EVENT type={self.type} data={list(self.data)}"
 
 
-@dataclass(slots=True)  # not frozen: frozen costs ~1 ms of import per class, and nothing mutates these
+@dataclass(slots=True)
 class ExceptionExit(VcpuExit):
     exception: int
     error_code: int

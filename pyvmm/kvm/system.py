@@ -10,6 +10,7 @@ from pyvmm.kvm._fd import IoctlFd
 from pyvmm.kvm._libc import get_errno, ioctl_ptr
 from pyvmm.kvm.constants import API_VERSION, Cap, Ioctl
 from pyvmm.kvm.errors import KvmError
+from pyvmm.kvm.vm import Vm
 
 DEFAULT_PATH = "/dev/kvm"
 _MAX_CPUID_ENTRIES = 256
@@ -70,8 +71,7 @@ class Kvm(IoctlFd):
         return [s.KvmCpuidEntry2.from_buffer_copy(buf.entries[i]) for i in range(buf.nent)]
 
     # -- VM ----------------------------------------------------------------
-    def create_vm(self):
-        """Create a VM; returns a :class:`pyvmm.kvm.vm.Vm`."""
-        from pyvmm.kvm.vm import Vm
-
-        return Vm(self, self._ioctl(Ioctl.CREATE_VM, 0))
+    def create_vm(self) -> Vm:
+        """Create a VM (it keeps the vCPU mmap size, not this handle)."""
+        size = self.vcpu_mmap_size()
+        return Vm(self._ioctl(Ioctl.CREATE_VM, 0), size)

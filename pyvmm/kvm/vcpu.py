@@ -10,26 +10,25 @@ from typing import TYPE_CHECKING
 from pyvmm.kvm import structs as s
 from pyvmm.kvm._fd import IoctlFd
 from pyvmm.kvm._libc import get_errno, ioctl_int, ioctl_ptr
-from pyvmm.kvm.constants import GUESTDBG_ENABLE, GUESTDBG_SINGLESTEP, SYNC_X86_REGS, Ioctl
+from pyvmm.kvm.constants import SYNC_X86_REGS, Ioctl
 from pyvmm.kvm.errors import KvmError
 
 if TYPE_CHECKING:
     from pyvmm.kvm.exits import VcpuExit
-    from pyvmm.kvm.vm import Vm
 
 
-class Vcpu(IoctlFd):
-    """One vCPU file descriptor plus its shared ``kvm_run`` page.
+class VcpuFd(IoctlFd):
+    """One vCPU file descriptor plus its shared ``kvm_run`` page (no link to its VM).
 
-    ``run`` is the ctypes view of the page: after :meth:`run` returns, read the
-    exit from it (or call :meth:`exit_info` for a typed value). With sync regs
-    enabled (:meth:`enable_sync_regs`) the general registers arrive in
-    ``run.s.regs.regs`` on every exit with no extra ioctl; write them back by
-    changing them and calling :meth:`mark_regs_dirty`.
+    ``run`` is the ctypes view of the page: after ``KVM_RUN`` returns (the run
+    loop, :mod:`pyvmm.loop`, issues it), read the exit from it (or call
+    :meth:`exit_info` for a typed value). With sync regs enabled
+    (:meth:`enable_sync_regs`) the general registers arrive in ``run.s.regs.regs``
+    on every exit with no extra ioctl; write them back by changing them and
+    calling :meth:`mark_regs_dirty`.
     """
 
-    def __init__(self, vm: Vm, fd: int, vcpu_id: int, mmap_size: int) -> None:
-        self.vm = vm
+    def __init__(self, fd: int, vcpu_id: int, mmap_size: int) -> None:
         self.fd = fd
         self.id = vcpu_id
         self._mm = mmap.mmap(fd, mmap_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
@@ -55,34 +54,20 @@ class Vcpu(IoctlFd):
         self.fd = -1
 
     # -- running -----------------------------------------------------------
-    def run_once(self) -> int:
-        """``KVM_RUN``: 0 on an exit to decode, or the errno (``EINTR`` when kicked).
-
-        Errors other than ``EINTR``/``EAGAIN`` raise :class:`KvmError`.
-        """
-        if ioctl_int(self.fd, Ioctl.RUN, 0) == 0:
-            return 0
-        err = get_errno()
-        if err in (errno.EINTR, errno.EAGAIN):
-            return err
-        raise KvmError("KVM_RUN", err)
-
     def exit_info(self) -> VcpuExit:
         """The last exit as a typed value."""
         from pyvmm.kvm.exits import decode_exit  # slow exits only: keep it off the boot path
 
         return decode_exit(self.run, self.run_bytes)
 
-    def set_immediate_exit(self, value: bool) -> None:
-        self.run.immediate_exit = 1 if value else 0
-
     def enable_sync_regs(self) -> None:
         """Ask KVM to publish the general registers in ``kvm_run`` on every exit."""
         self.run.kvm_valid_regs = SYNC_X86_REGS
 
     def mark_regs_dirty(self) -> None:
-        """Make the next ``KVM_RUN`` load ``run.s.regs.regs`` into the vCPU."""
-        self.run.kvm_dirty_regs = SYNC_X86_REGS
+        """Make the next ``KVM_RUN`` load ``run.s.regs.regs`` into the vCPU. ORs: another
+        dirty bit set meanwhile (a handler's sregs, see ``load_cr3``) must survive."""
+        self.run.kvm_dirty_regs |= SYNC_X86_REGS
 
     # -- state -------------------------------------------------------------
     def get_regs(self) -> s.KvmRegs:
@@ -116,12 +101,6 @@ class Vcpu(IoctlFd):
         for i, entry in enumerate(entries):
             buf.entries[i] = entry
         self._ioctl_struct(Ioctl.SET_CPUID2, buf)
-
-    def get_cpuid2(self, max_entries: int = 256) -> list[s.KvmCpuidEntry2]:
-        buf = s.cpuid2_type(max_entries)()
-        buf.nent = max_entries
-        self._ioctl_struct(Ioctl.GET_CPUID2, buf)
-        return [s.KvmCpuidEntry2.from_buffer_copy(buf.entries[i]) for i in range(buf.nent)]
 
     def set_msrs(self, msrs: dict[int, int]) -> None:
         """Write MSRs; raises unless KVM accepted every one."""
@@ -161,12 +140,3 @@ class Vcpu(IoctlFd):
         if ret < 0:
             raise KvmError("KVM_GET_TSC_KHZ", get_errno())
         return ret
-
-    def set_guest_debug(self, enable: bool, single_step: bool = False) -> None:
-        control = (GUESTDBG_ENABLE if enable else 0) | (GUESTDBG_SINGLESTEP if single_step else 0)
-        self._ioctl_struct(Ioctl.SET_GUEST_DEBUG, s.KvmGuestDebug(control=control))
-
-    def get_vcpu_events(self) -> s.KvmVcpuEvents:
-        ev = s.KvmVcpuEvents()
-        self._ioctl_struct(Ioctl.GET_VCPU_EVENTS, ev)
-        return ev

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
-from typing import TYPE_CHECKING
 
 from pyvmm.kvm import structs as s
 from pyvmm.kvm._fd import IoctlFd
@@ -14,18 +12,16 @@ from pyvmm.kvm.constants import (
     IOEVENTFD_FLAG_PIO,
     Ioctl,
 )
-
-if TYPE_CHECKING:
-    from pyvmm.kvm.system import Kvm
-    from pyvmm.kvm.vcpu import Vcpu
+from pyvmm.kvm.vcpu import VcpuFd
 
 
 class Vm(IoctlFd):
-    """A VM file descriptor. Created by :meth:`Kvm.create_vm`."""
+    """A VM file descriptor. Created by :meth:`Kvm.create_vm`; holds no link to it, only
+    the one scalar it needs from it: the size of a vCPU's ``kvm_run`` mapping."""
 
-    def __init__(self, kvm: Kvm, fd: int) -> None:
-        self.kvm = kvm
+    def __init__(self, fd: int, vcpu_mmap_size: int) -> None:
         self.fd = fd
+        self.vcpu_mmap_size = vcpu_mmap_size
 
     def set_user_memory_region(
         self, slot: int, guest_phys_addr: int, size: int, host_addr: int, flags: int = 0
@@ -40,9 +36,6 @@ class Vm(IoctlFd):
     def set_tss_addr(self, addr: int) -> None:
         """Three pages KVM may use for real-mode emulation on Intel (outside guest RAM)."""
         self._ioctl(Ioctl.SET_TSS_ADDR, addr)
-
-    def set_identity_map_addr(self, addr: int) -> None:
-        self._ioctl_struct(Ioctl.SET_IDENTITY_MAP_ADDR, ctypes.c_uint64(addr))
 
     def ioeventfd(
         self,
@@ -64,13 +57,11 @@ class Vm(IoctlFd):
         req = s.KvmIoeventfd(datamatch=datamatch or 0, addr=addr, len=length, fd=fd, flags=flags)
         self._ioctl_struct(Ioctl.IOEVENTFD, req)
 
-    def create_vcpu(self, vcpu_id: int, mmap_size: int | None = None) -> Vcpu:
+    def create_vcpu(self, vcpu_id: int) -> VcpuFd:
         """Create vCPU *vcpu_id* and map its ``kvm_run`` page."""
-        from pyvmm.kvm.vcpu import Vcpu
-
         fd = self._ioctl(Ioctl.CREATE_VCPU, vcpu_id)
         try:
-            return Vcpu(self, fd, vcpu_id, mmap_size or self.kvm.vcpu_mmap_size())
+            return VcpuFd(fd, vcpu_id, self.vcpu_mmap_size)
         except BaseException:
             os.close(fd)
             raise

@@ -19,9 +19,9 @@ takes them back when the last mapping goes.
 TLB coherence: whenever an existing translation is narrowed or removed (unmap,
 protect, clone's write-protect, a copy-on-write break), every vCPU that has the
 space loaded reloads CR3 before it runs guest code again: the caller at once,
-others through :meth:`Machine.run_on_vcpu <pyvmm.machine.Machine.run_on_vcpu>`,
+others through :meth:`VcpuSet.post <pyvmm.paravirt.services.VcpuSet.post>`,
 waited for. Adding translations needs no flush (a CPU does not cache
-not-present entries). Where KVM shadows page tables in software (this machine),
+not-present entries). Where KVM shadows page tables in software (PVM; ept=0),
 a CR3 reload is not enough: the same events also drop KVM's shadow pages
 (:class:`~pyvmm.kvm.shadow.ShadowMmu`), and page-table frames of destroyed
 spaces are reused only after such a flush.
@@ -59,7 +59,8 @@ from pyvmm.x86.paging import ADDR_MASK, PAGE_4K, FramePool, PageTables, Pte, any
 
 if TYPE_CHECKING:
     from pyvmm.kvm.shadow import ShadowMmu
-    from pyvmm.machine import Machine, VcpuContext
+    from pyvmm.paravirt.services import VcpuSet
+    from pyvmm.vcpu import Vcpu as VcpuContext
 
 _PAGE_MASK = PAGE_4K - 1
 # Plain ints on the hot paths (IntFlag arithmetic costs microseconds a call).
@@ -200,7 +201,7 @@ def load_cr3(ctx: VcpuContext, cr3: int) -> None:
     loop ORs its own dirty bit in, so this one survives the hypercall return.
     Loading CR3 flushes the vCPU's non-global TLB entries (no PCID here).
     """
-    vcpu = ctx.vcpu
+    vcpu = ctx.fd
     run = vcpu.run
     if run.kvm_valid_regs & SYNC_X86_SREGS:
         run.s.regs.sregs.cr3 = cr3
@@ -258,14 +259,14 @@ class AddressSpaceManager:
         *,
         nx: bool,
         reserved_end: int,
-        machine: Machine | None = None,
+        vcpus: VcpuSet | None = None,
         shadow: ShadowMmu | None = None,
     ) -> None:
         self.memory = memory
         self.pt_pool = pt_pool
         self.kernel_root = kernel_tables.root
         self.reserved_end = reserved_end
-        self.machine = machine
+        self.vcpus = vcpus
         self.nx_bit = int(_NX) if nx else 0
         self.lock = threading.Lock()
         self.spaces: dict[int, AddressSpace] = {}
@@ -885,33 +886,29 @@ class AddressSpaceManager:
             return 0
 
     # -- TLB ---------------------------------------------------------------------
-    def _reload_here(self, ctx: VcpuContext, space: AddressSpace) -> list[VcpuContext]:
-        """Reload CR3 on the caller if it has *space* loaded; return the other vCPUs that do."""
+    def _reload_here(self, ctx: VcpuContext, space: AddressSpace) -> list[int]:
+        """Reload CR3 on the caller if it has *space* loaded; return the ids of the other vCPUs that do."""
         if ctx.id in space.loaded:
             load_cr3(ctx, space.tables.root)
-        if self.machine is None:
+        if self.vcpus is None:
             return []
-        return [c for c in self.machine.vcpus if c.id in space.loaded and c.id != ctx.id]
+        return [i for i in space.loaded if i != ctx.id]
 
-    def _reload_elsewhere(self, targets: list[VcpuContext]) -> None:
-        """Make each target reload its CR3 on its own thread, and wait until it has."""
-        if not targets:
-            return
-        events = []
+    def _reload_elsewhere(self, targets: list[int]) -> None:
+        """Make each target vCPU reload its CR3 on its own thread, and wait until the running ones have."""
+        waits = []
         for target in targets:
             done = threading.Event()
-            events.append(done)
 
             def work(c: VcpuContext, done: threading.Event = done) -> None:
                 space = self.spaces.get(self.active.get(c.id, AS_KERNEL_HANDLE))
                 load_cr3(c, space.tables.root if space is not None else self.kernel_root)
                 done.set()
 
-            self.machine.run_on_vcpu(target, work)
-        for target, done in zip(targets, events, strict=True):
-            # A vCPU sleeping outside KVM_RUN runs its queue before it enters the guest again.
-            if target.parker.parked or target.thread is None or not target.thread.is_alive():
-                continue
+            # A vCPU asleep outside KVM_RUN runs its queue before it enters the guest again: no wait.
+            if self.vcpus.post(target, work):
+                waits.append(done)
+        for done in waits:
             done.wait(FLUSH_WAIT_S)
 
 

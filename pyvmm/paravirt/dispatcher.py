@@ -1,23 +1,29 @@
 """The hypercall dispatcher: a fixed handler table, syscall-shaped results.
 
-A handler is ``handler(vcpu, a0, a1, a2, a3, a4) -> int`` where the arguments
-are the guest's ``rdi, rsi, rdx, r10, r8``. It returns a non-negative result or
-raises :class:`HypercallError` (or :class:`~pyvmm.memory.GuestMemoryError`);
-the dispatcher turns either into the negative errno the guest sees in ``rax``.
-Unknown numbers get ``-ENOSYS``.
+A handler is ``handler(vcpu, a0, a1, a2, a3, a4) -> int``: the calling
+:class:`~pyvmm.vcpu.Vcpu`, then the guest's ``rdi, rsi, rdx, r10, r8``. It
+returns a non-negative result or raises :class:`HypercallError`,
+:class:`~pyvmm.memory.GuestMemoryError` or a device's
+:class:`~pyvmm.devices.base.ChannelError`; the dispatcher turns each into the
+negative errno the guest sees in ``rax`` (the one place that does). Unknown
+numbers get ``-ENOSYS``. Registering a number twice is an error, as in Solo5.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
+from pyvmm.devices.base import ChannelError
 from pyvmm.memory import GuestMemoryError
 from pyvmm.paravirt.abi import Errno, Hypercall, errno_result
 
 U64 = 0xFFFF_FFFF_FFFF_FFFF
 
-Handler = Callable[[Any, int, int, int, int, int], int]
+if TYPE_CHECKING:
+    from pyvmm.vcpu import Vcpu
+
+Handler = Callable[["Vcpu", int, int, int, int, int], int]
 
 
 class HypercallError(Exception):
@@ -54,9 +60,19 @@ class Dispatcher:
         self.counts = [0] * self.SIZE
 
     def register(self, nr: Hypercall, handler: Handler) -> None:
+        """Serve hypercall *nr* with *handler*. Raises ``ValueError`` if *nr* has one already."""
+        if not 0 <= nr < self.SIZE:
+            raise ValueError(f"hypercall {nr} is outside the table (0..{self.SIZE - 1})")
+        if self.table[nr] is not _enosys:
+            raise ValueError(f"hypercall {nr} is registered twice")
         self.table[nr] = handler
 
-    def dispatch(self, vcpu, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int) -> int:
+    def register_all(self, handlers: Mapping[Hypercall, Handler]) -> None:
+        """:meth:`register` each entry: a calls module's declaration of what it serves."""
+        for nr, handler in handlers.items():
+            self.register(nr, handler)
+
+    def dispatch(self, vcpu: Vcpu, nr: int, a0: int, a1: int, a2: int, a3: int, a4: int) -> int:
         """Run hypercall *nr*; returns the u64 for ``rax``. Lets :class:`GuestExit` through."""
         if nr >= self.SIZE:
             return _ENOSYS
@@ -65,5 +81,5 @@ class Dispatcher:
             return self.table[nr](vcpu, a0, a1, a2, a3, a4) & U64
         except GuestMemoryError:
             return _EFAULT
-        except HypercallError as e:
+        except (HypercallError, ChannelError) as e:
             return errno_result(e.errno)

@@ -28,15 +28,17 @@ from pyvmm.paravirt.abi import (
     UPCALL_VECTOR,
     Errno,
     EventKind,
-    Hypercall,
     Layout,
     SharedInfo,
     Virq,
 )
-from pyvmm.paravirt.dispatcher import Dispatcher, HypercallError
+from pyvmm.paravirt.dispatcher import HypercallError
 
 if TYPE_CHECKING:
-    from pyvmm.machine import Machine, VcpuContext
+    from pyvmm.devices.base import ChannelTable
+    from pyvmm.memory import GuestMemory
+    from pyvmm.paravirt.services import VcpuSet
+    from pyvmm.vcpu import Vcpu
 
 
 class PortBinding(NamedTuple):
@@ -46,11 +48,13 @@ class PortBinding(NamedTuple):
 
 
 class EventChannels:
-    """Port table and delivery for one VM. :meth:`raise_port` may be called from any thread."""
+    """Port table and delivery for one VM. :meth:`raise_port` may be called from any thread;
+    the rest on a vCPU's thread (a handler's, or :meth:`deliver` on the target's own)."""
 
-    def __init__(self, machine: Machine) -> None:
-        self.machine = machine
-        view = machine.memory.view(Layout.SHARED_PAGE, ctypes.sizeof(SharedInfo))
+    def __init__(self, memory: GuestMemory, channels: ChannelTable, vcpus: VcpuSet) -> None:
+        self._channels = channels
+        self._vcpus = vcpus
+        view = memory.view(Layout.SHARED_PAGE, ctypes.sizeof(SharedInfo))
         self._view = view
         self.shared = SharedInfo.from_buffer(view)
         self.ports: list[PortBinding | None] = [None] * NR_PORTS
@@ -65,8 +69,7 @@ class EventChannels:
 
     # -- binding ---------------------------------------------------------------
     def bind(self, kind: int, target: int, arg: int) -> int:
-        m = self.machine
-        nr_vcpus = len(m.vcpus)
+        nr_vcpus = len(self._vcpus)
         if kind == EventKind.IPI:
             if target >= nr_vcpus:
                 raise HypercallError(Errno.EINVAL, f"no vCPU {target}")
@@ -78,10 +81,10 @@ class EventChannels:
         elif kind == EventKind.CHANNEL:
             if arg >= nr_vcpus:
                 raise HypercallError(Errno.EINVAL, f"no vCPU {arg}")
-            device = m.channels.get(target)  # -EBADF for a bad handle
-            if not hasattr(device, "on_ready"):
+            device = self._channels.get(target)  # -EBADF for a bad handle
+            if not device.has_readiness_events:
                 raise HypercallError(Errno.EINVAL, "channel has no readiness events")
-            if getattr(device, "on_ready", None) is not None:
+            if device.on_ready is not None:
                 raise HypercallError(Errno.EBUSY, "channel already bound to a port")
             binding = PortBinding(EventKind.CHANNEL, arg, target)
         else:
@@ -108,7 +111,7 @@ class EventChannels:
             if binding.kind == EventKind.VIRQ:
                 self.virq_ports.pop((binding.vcpu, binding.target), None)
         if binding.kind == EventKind.CHANNEL:
-            self.machine.channels.get(binding.target).on_ready = None
+            self._channels.get(binding.target).on_ready = None
 
     def _binding(self, port: int) -> PortBinding:
         binding = self.ports[port] if 0 < port < NR_PORTS else None
@@ -149,54 +152,40 @@ class EventChannels:
             if info.upcall_pending:
                 return  # an upcall is already on its way
             info.upcall_pending = 1
-        self.machine.wake_vcpu(self.machine.vcpus[binding.vcpu])
+        self._vcpus.wake(binding.vcpu)
 
     # -- delivery, on the target vCPU's own thread -------------------------------------
-    def deliver(self, ctx: VcpuContext) -> None:
-        """Inject the upcall vector into *ctx* if it is wanted and the guest can take it.
+    def deliver(self, vcpu: Vcpu) -> None:
+        """Inject the upcall vector into *vcpu* if it is wanted and the guest can take it.
 
-        Called before re-entering the guest whenever ``ctx.want_upcall`` is set.
+        Called on the vCPU's own thread before re-entering the guest whenever
+        :meth:`Vcpu.entering <pyvmm.vcpu.Vcpu.entering>` says an upcall is wanted.
         With the guest's interrupts off, ask KVM for an interrupt-window exit
         and inject then.
         """
-        ctx.want_upcall = False  # first: a raise from now on sets it again
-        info = self.shared.vcpu[ctx.id]
-        run = ctx.vcpu.run
+        vcpu.drop_upcall_request()  # first: a raise from now on sets it again
+        info = self.shared.vcpu[vcpu.id]
+        run = vcpu.fd.run
         if info.upcall_mask or not info.upcall_pending:
             run.request_interrupt_window = 0
             return  # masked: the guest checks upcall_pending when it unmasks
         if run.ready_for_interrupt_injection and run.if_flag:
             try:
-                ctx.vcpu.interrupt(UPCALL_VECTOR)
+                vcpu.fd.interrupt(UPCALL_VECTOR)
             except KvmError as e:
                 if e.errno != errno.EEXIST:  # one already queued: that one will do
                     raise
             run.request_interrupt_window = 0
         else:
-            ctx.want_upcall = True
+            vcpu.retry_upcall()
             run.request_interrupt_window = 1
+
+    def has_external_sources(self) -> bool:
+        """True if a VIRQ or channel port is bound: something besides a vCPU may raise an event."""
+        return any(p is not None and p.kind != EventKind.IPI for p in self.ports)
 
     def has_upcall_pending(self, vcpu_id: int) -> bool:
         return bool(self.shared.vcpu[vcpu_id].upcall_pending)
 
     def unmask_upcalls(self, vcpu_id: int) -> None:
         self.shared.vcpu[vcpu_id].upcall_mask = 0
-
-
-def install_events(dispatcher: Dispatcher, events: EventChannels) -> None:
-    """Register EVENT_BIND, EVENT_CLOSE and NOTIFY."""
-
-    def event_bind(vcpu, kind, target, arg, a3, a4) -> int:
-        return events.bind(kind, target, arg)
-
-    def event_close(vcpu, port, a1, a2, a3, a4) -> int:
-        events.unbind(port)
-        return 0
-
-    def notify(vcpu, port, a1, a2, a3, a4) -> int:
-        events.notify(port)
-        return 0
-
-    dispatcher.register(Hypercall.EVENT_BIND, event_bind)
-    dispatcher.register(Hypercall.EVENT_CLOSE, event_close)
-    dispatcher.register(Hypercall.NOTIFY, notify)

@@ -19,9 +19,14 @@ guest except where a ``Raises`` line says so.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from pyvmm.devices.base import ChannelTable
+    from pyvmm.memory import GuestMemory
+    from pyvmm.paravirt.address_spaces import AddressSpaceManager
+    from pyvmm.paravirt.events import EventChannels
     from pyvmm.vcpu import Vcpu
 
 #: Work posted to a vCPU: runs on that vCPU's own thread, before it next enters the guest.
@@ -82,3 +87,15 @@ class Timers(Protocol):
         """Raise *vcpu*'s timer VIRQ if its deadline has passed; exactly once per arming.
         True if it fired. Any thread."""
         ...
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything a calls module may be given, in one bundle (built by the machine, or a test)."""
+
+    memory: GuestMemory
+    channels: ChannelTable
+    vcpus: VcpuSet
+    events: EventChannels
+    timers: Timers
+    address_spaces: AddressSpaceManager

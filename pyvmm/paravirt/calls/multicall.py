@@ -6,21 +6,21 @@ import ctypes
 from typing import TYPE_CHECKING
 
 from pyvmm.paravirt.abi import MULTICALL_MAX, Errno, Hypercall, MulticallEntry, errno_result
+from pyvmm.paravirt.calls.channels import check_guest_writable
 from pyvmm.paravirt.dispatcher import Dispatcher, HypercallError
-from pyvmm.paravirt.hypercalls import check_guest_writable
 
 if TYPE_CHECKING:
-    from pyvmm.machine import Machine
+    from pyvmm.memory import GuestMemory
 
 _ENTRY = ctypes.sizeof(MulticallEntry)
 _NESTED = errno_result(Errno.EINVAL)
 _RESULT_OFFSET = MulticallEntry.result.offset
 
 
-def install_multicall(dispatcher: Dispatcher, machine: Machine) -> None:
-    mem = machine.memory
+def install(dispatcher: Dispatcher, memory: GuestMemory) -> None:
+    mem = memory
 
-    def multicall(ctx, entries, count, a2, a3, a4) -> int:
+    def multicall(vcpu, entries, count, a2, a3, a4) -> int:
         """Run *count* entries in order; each one's result lands in its ``result``.
 
         Returns the number of entries run (all of them, unless the guest shut
@@ -30,15 +30,15 @@ def install_multicall(dispatcher: Dispatcher, machine: Machine) -> None:
             raise HypercallError(Errno.E2BIG, f"more than {MULTICALL_MAX} entries")
         mem.check(entries, count * _ENTRY)  # the whole array, once
         # pyvmm writes each result back: not into pages the guest may not write itself.
-        check_guest_writable(entries, count * _ENTRY)
-        batch = (MulticallEntry * count).from_buffer_copy(mem.read(entries, count * _ENTRY))
+        check_guest_writable(mem, entries, count * _ENTRY)
+        batch = mem.read_obj(entries, MulticallEntry * count)
         dispatch = dispatcher.dispatch
         for i, entry in enumerate(batch):
             nr = entry.nr
             a = entry.args
-            result = _NESTED if nr == Hypercall.MULTICALL else dispatch(ctx, nr, a[0], a[1], a[2], a[3], a[4])
+            result = _NESTED if nr == Hypercall.MULTICALL else dispatch(vcpu, nr, a[0], a[1], a[2], a[3], a[4])
             # Only the result field is written back: a call in the batch may have written the array.
             mem.write_u64(entries + i * _ENTRY + _RESULT_OFFSET, result)
         return count
 
-    dispatcher.register(Hypercall.MULTICALL, multicall)
+    dispatcher.register_all({Hypercall.MULTICALL: multicall})
