@@ -39,49 +39,59 @@ def stats_loop(metrics: Metrics):
 
 
 def timed_hooks(vcpu: Vcpu, env: LoopEnv, metrics: Metrics):
-    """``(enter, dispatch)`` for :func:`pyvmm.loop.python_loop`, timing into *vcpu*'s metrics."""
+    """``(enter, dispatch)`` for :func:`pyvmm.loop.python_loop`, timing into *vcpu*'s metrics.
+
+    pyvmm's own time for a hypercall exit runs from ``KVM_RUN``'s return to the end of
+    the dispatch (taken by the dispatch hook); for any other exit, to the next entry.
+    """
     m = metrics.for_vcpu(vcpu.id)
     run = vcpu.fd.run
     clock = time.perf_counter_ns
     kvm_aggs, vmm_aggs, hc_aggs, errors = m.kvm_run, m.vmm, m.hypercalls, m.errors
     s_run, s_vmm = m.samples_kvm_run, m.samples_vmm
+    io_run = kvm_aggs.setdefault(_IO, new_agg())
+    io_vmm = vmm_aggs.setdefault(_IO, new_agg())
     inner = env.dispatch
-    last = [0, 0]  # (exit reason, KVM_RUN's return time) of the exit being handled
+    # [exit reason, KVM_RUN's return time] of a slow exit not yet accounted (0: none), and the
+    # return time of the hypercall exit being dispatched.
+    slow = [0, 0]
+    returned = [0]
 
     def enter(fd: int, req: int, arg: int) -> int:
         t0 = clock()
-        reason, returned = last
-        if returned:
-            agg = vmm_aggs.get(reason)
+        if slow[1]:
+            agg = vmm_aggs.get(slow[0])
             if agg is None:
-                agg = vmm_aggs[reason] = new_agg()
-            add(agg, t0 - returned)
-            if s_vmm is not None and reason == _IO:
-                s_vmm.append(t0 - returned)
+                agg = vmm_aggs[slow[0]] = new_agg()
+            add(agg, t0 - slow[1])
+            slow[1] = 0
         rc = ioctl_int(fd, req, arg)
         t1 = clock()
-        if rc != 0:
-            reason = INTERRUPTED
-        elif is_hypercall(run):
-            reason = _IO
+        if rc == 0 and is_hypercall(run):
+            add(io_run, t1 - t0)
             if s_run is not None:
                 s_run.append(t1 - t0)
-        else:
-            reason = run.exit_reason
+            returned[0] = t1
+            return rc
+        reason = INTERRUPTED if rc else run.exit_reason
         agg = kvm_aggs.get(reason)
         if agg is None:
             agg = kvm_aggs[reason] = new_agg()
         add(agg, t1 - t0)
-        last[0], last[1] = reason, t1
+        slow[0], slow[1] = reason, t1
         return rc
 
     def dispatch(vcpu, nr, a0, a1, a2, a3, a4) -> int:
         slot = nr if nr < OUT_OF_RANGE else OUT_OF_RANGE
-        t = clock()
+        th = clock()
         try:
             result = inner(vcpu, nr, a0, a1, a2, a3, a4)
         finally:
-            add(hc_aggs[slot], clock() - t)
+            t2 = clock()
+            add(hc_aggs[slot], t2 - th)
+            add(io_vmm, t2 - returned[0])
+            if s_vmm is not None:
+                s_vmm.append(t2 - returned[0])
         if result & _NEGATIVE:
             errors[slot] += 1
         return result
