@@ -43,3 +43,16 @@ def test_header_numbers_match(tmp_path):
 def test_errno_results_are_twos_complement():
     assert abi.errno_result(abi.Errno.EFAULT) == (1 << 64) - 14
     assert abi.errno_result(abi.Errno.ENOSYS) == (1 << 64) - 38
+
+
+def test_committed_call_wrappers_are_generated_from_python():
+    calls = HEADER.with_name("pyvmm_calls.h")
+    assert calls.read_text() == cheader.render_calls(), (
+        "guest-kernel/include/pyvmm_calls.h is stale: run "
+        "`python -m pyvmm.paravirt.cheader --calls > guest-kernel/include/pyvmm_calls.h`"
+    )
+
+
+def test_every_call_has_a_signature():
+    assert set(abi.HYPERCALL_SPECS) == set(abi.Hypercall)
+    assert all(len(spec.args) <= 5 for spec in abi.HYPERCALL_SPECS.values())

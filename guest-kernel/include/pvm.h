@@ -19,20 +19,23 @@ static inline long pvm_hypercall(unsigned long nr, unsigned long a0, unsigned lo
     return ret;
 }
 
+/* One generated wrapper per call (pvm_hc_send, pvm_hc_as_map, ...): pyvmm/paravirt/abi.py's table. */
+#include "pyvmm_calls.h"
+
 static inline long pvm_send(unsigned long handle, const void *buf, unsigned long len, unsigned long offset)
 {
-    return pvm_hypercall(PVM_HC_SEND, handle, (unsigned long)buf, len, offset, 0);
+    return pvm_hc_send(handle, (unsigned long)buf, len, offset);
 }
 
 static inline long pvm_recv(unsigned long handle, void *buf, unsigned long len, unsigned long offset)
 {
-    return pvm_hypercall(PVM_HC_RECV, handle, (unsigned long)buf, len, offset, 0);
+    return pvm_hc_recv(handle, (unsigned long)buf, len, offset);
 }
 
 static inline __attribute__((noreturn)) void pvm_shutdown(int code)
 {
     for (;;)
-        pvm_hypercall(PVM_HC_SHUTDOWN, (unsigned long)code, 0, 0, 0, 0);
+        pvm_hc_shutdown((unsigned long)code);
 }
 
 #endif

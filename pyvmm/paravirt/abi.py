@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import enum
 from ctypes import c_char, c_int64, c_uint32, c_uint64
+from typing import NamedTuple
 
 ABI_VERSION_MAJOR = 1
 ABI_VERSION_MINOR = 0
@@ -76,6 +77,53 @@ class Hypercall(enum.IntEnum):
     AS_LAZY = 40  # (handle, va, len, prot) -> 0; a demand-zero range
     PAGE_FAULT = 41  # (handle, va, error_code, rip) -> 0 "retry", -EFAULT "refused", -ENOMEM
     AS_DONATE = 42  # (gpa, len) -> 0; guest RAM handed to the VMM for demand-zero and COW frames
+
+
+class HypercallSpec(NamedTuple):
+    """One call's signature: the argument names (``rdi, rsi, rdx, r10, r8`` in order) and
+    what ``rax`` holds on success. The table below generates the guest's C wrappers
+    (``pyvmm_calls.h``) and is checked against every handler at registration."""
+
+    nr: Hypercall
+    args: tuple[str, ...]
+    returns: str
+
+
+def _spec(nr: Hypercall, args: str, returns: str) -> HypercallSpec:
+    return HypercallSpec(nr, tuple(args.split()), returns)
+
+
+HYPERCALL_SPECS: dict[Hypercall, HypercallSpec] = {
+    spec.nr: spec
+    for spec in (
+        _spec(Hypercall.NULL, "", "0"),
+        _spec(Hypercall.SHUTDOWN, "code", "does not return"),
+        _spec(Hypercall.SEND, "handle buf len offset", "bytes sent"),
+        _spec(Hypercall.RECV, "handle buf len offset", "bytes received"),
+        _spec(Hypercall.NOTIFY, "port", "0"),
+        _spec(Hypercall.BLOCK, "deadline notify_port", "0 on an event, -ETIME at the deadline"),
+        _spec(Hypercall.YIELD, "", "0"),
+        _spec(Hypercall.TIMER_SET, "deadline", "0; -ETIME if already past"),
+        _spec(Hypercall.CLOCK_GET, "clock", "ns"),
+        _spec(Hypercall.VCPU_UP, "vcpu entry stack arg", "0"),
+        _spec(Hypercall.MULTICALL, "entries count", "entries run"),
+        _spec(Hypercall.EVENT_BIND, "kind target arg", "port"),
+        _spec(Hypercall.EVENT_CLOSE, "port", "0"),
+        _spec(Hypercall.CHANNEL_FLUSH, "handle", "0 once written data is durable"),
+        _spec(Hypercall.CHANNEL_INFO, "handle info", "0"),
+        _spec(Hypercall.AS_CREATE, "", "handle"),
+        _spec(Hypercall.AS_DESTROY, "handle", "0"),
+        _spec(Hypercall.AS_MAP, "handle va gpa len prot", "0"),
+        _spec(Hypercall.AS_UNMAP, "handle va len", "0"),
+        _spec(Hypercall.AS_PROTECT, "handle va len prot", "0"),
+        _spec(Hypercall.AS_SWITCH, "handle", "0"),
+        _spec(Hypercall.AS_CLONE, "handle", "new handle"),
+        _spec(Hypercall.AS_MAP_BATCH, "handle ops count", "ops done"),
+        _spec(Hypercall.AS_LAZY, "handle va len prot", "0"),
+        _spec(Hypercall.PAGE_FAULT, "handle va error rip", "0 retry, -EFAULT refused"),
+        _spec(Hypercall.AS_DONATE, "gpa len", "0"),
+    )
+}
 
 
 class Errno(enum.IntEnum):

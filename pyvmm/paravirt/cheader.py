@@ -112,5 +112,33 @@ def render() -> str:
     return "\n".join(out)
 
 
+def render_calls() -> str:
+    """``pyvmm_calls.h``: one inline wrapper per call, from ``abi.HYPERCALL_SPECS``.
+
+    Included by ``guest-kernel/include/pvm.h`` after ``pvm_hypercall``; arguments are
+    ``unsigned long`` as the registers are, the result ``long`` (``-errno`` on failure).
+    """
+    out = [
+        "/* Generated from pyvmm/paravirt/abi.py by `python -m pyvmm.paravirt.cheader --calls`. Do not edit. */",
+        "#ifndef PYVMM_CALLS_H",
+        "#define PYVMM_CALLS_H",
+        "",
+        "/* Needs pvm_hypercall() (pvm.h). */",
+    ]
+    for spec in abi.HYPERCALL_SPECS.values():
+        params = ", ".join(f"unsigned long {a}" for a in spec.args) or "void"
+        regs = list(spec.args) + ["0"] * (5 - len(spec.args))
+        out += [
+            "",
+            f"/* {spec.nr.name}({', '.join(spec.args)}) -> {spec.returns} */",
+            f"static inline long pvm_hc_{spec.nr.name.lower()}({params})",
+            "{",
+            f"    return pvm_hypercall(PVM_HC_{spec.nr.name}, {', '.join(regs)});",
+            "}",
+        ]
+    out += ["", "#endif /* PYVMM_CALLS_H */", ""]
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
-    sys.stdout.write(render())
+    sys.stdout.write(render_calls() if sys.argv[1:] == ["--calls"] else render())

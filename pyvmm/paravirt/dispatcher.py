@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pyvmm.devices.base import ChannelError
 from pyvmm.memory import GuestMemoryError
-from pyvmm.paravirt.abi import Errno, Hypercall, errno_result
+from pyvmm.paravirt.abi import HYPERCALL_SPECS, Errno, Hypercall, errno_result
 
 U64 = 0xFFFF_FFFF_FFFF_FFFF
 
@@ -50,6 +50,22 @@ def _enosys(vcpu, a0, a1, a2, a3, a4) -> int:
     return _ENOSYS
 
 
+def _check_arity(nr: int, handler: Handler) -> None:
+    """A handler takes ``(vcpu, a0..a4)``, and the arguments past the call's signature
+    (:data:`~pyvmm.paravirt.abi.HYPERCALL_SPECS`) keep their placeholder names ``a<i>``:
+    a handler that reads an argument the ABI does not define fails here, not in a guest."""
+    spec = HYPERCALL_SPECS.get(nr)
+    code = getattr(handler, "__code__", None)
+    if spec is None or code is None:
+        return
+    params = code.co_varnames[: code.co_argcount]
+    if len(params) != 6:
+        raise ValueError(f"{Hypercall(nr).name} handler takes {len(params)} parameters, not (vcpu, a0..a4)")
+    for i in range(len(spec.args), 5):
+        if params[1 + i] != f"a{i}":
+            raise ValueError(f"{Hypercall(nr).name} has {len(spec.args)} arguments: its handler must not use a{i}")
+
+
 class Dispatcher:
     """Maps hypercall numbers to handlers; :meth:`dispatch` is on the per-exit hot path."""
 
@@ -65,6 +81,7 @@ class Dispatcher:
             raise ValueError(f"hypercall {nr} is outside the table (0..{self.SIZE - 1})")
         if self.table[nr] is not _enosys:
             raise ValueError(f"hypercall {nr} is registered twice")
+        _check_arity(nr, handler)
         self.table[nr] = handler
 
     def register_all(self, handlers: Mapping[Hypercall, Handler]) -> None:
