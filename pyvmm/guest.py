@@ -1,7 +1,7 @@
 """The bundled guest kernel: found, built with gcc on first use, cached by content.
 
-The cache key is a hash of every source file plus the Makefile, so editing the
-guest rebuilds it and nothing else does. ``make -C guest-kernel`` still works
+The cache key comes from every source file's name, size and mtime (the Makefile
+included), so editing the guest rebuilds it and nothing else does. ``make -C guest-kernel`` still works
 by hand; this module only calls the same Makefile with ``BUILD=<cache dir>``.
 """
 

@@ -61,7 +61,7 @@ class GuestMemory:
             mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0),
             mmap.PROT_READ | mmap.PROT_WRITE,
         )
-        # Huge pages make first touch much cheaper (22 µs -> 6 µs a page measured here).
+        # Huge pages make first touch much cheaper (22 µs -> 6 µs a page measured on a nested PVM host).
         if hasattr(mmap, "MADV_HUGEPAGE"):
             try:
                 self._mm.madvise(mmap.MADV_HUGEPAGE)

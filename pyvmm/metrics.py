@@ -1,6 +1,6 @@
 """Exit and hypercall metrics, Firecracker-style: counters with (count, sum, min, max) time aggregates.
 
-Filled only by the instrumented run loop (:mod:`pyvmm.statsloop`, chosen by
+Filled only by the hooks of :mod:`pyvmm.statshooks` (chosen by
 ``MachineConfig.stats`` / ``pyvmm run --stats``); the default loop pays
 nothing for them. Each vCPU thread updates its own :class:`VcpuMetrics`, so
 the hot path takes no lock; :meth:`Metrics.summary` merges them.

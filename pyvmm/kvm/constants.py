@@ -1,7 +1,7 @@
 """ioctl request numbers, capabilities and exit reasons from ``<linux/kvm.h>``.
 
 Numbers are computed with the kernel's ``_IOC`` encoding from the structure
-sizes in :mod:`pyvmm.kvm.structs`; ``tests/test_kvm_abi.py`` compares every one
+sizes in :mod:`pyvmm.kvm.structs`; ``tests/test_kvm_structs.py`` compares every one
 with the value the C preprocessor produces from the installed headers.
 """
 

@@ -1,10 +1,10 @@
 """Keeping KVM's shadow page tables coherent with page tables the VMM edits.
 
-Where KVM shadows the guest's page tables in software (no EPT/NPT: this
-machine's PVM backend, or ``ept=0``), it write-protects every guest page-table
+Where KVM shadows the guest's page tables in software (no EPT/NPT: KVM's PVM
+backend, or ``ept=0``), it write-protects every guest page-table
 page *from the guest* and trusts that nothing else changes them. The VMM's
 own writes, through its mapping of guest RAM, are invisible to it: an entry
-the VMM narrows or removes keeps working at CPL3 (measured here: a task kept
+the VMM narrows or removes keeps working at CPL3 (seen on PVM: a task kept
 reading and writing a destroyed space's frames through a reused page-table
 frame), and a CR3 reload does not help, because shadow pages are looked up by
 the guest frame number and only re-read when KVM saw a write.

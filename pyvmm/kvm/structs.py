@@ -1,7 +1,7 @@
 """ctypes mirrors of the ``<linux/kvm.h>`` / ``<asm/kvm.h>`` structures pyvmm uses.
 
 Every size and field offset here is checked against the real kernel headers by
-``tests/test_kvm_abi.py``, which compiles a small C program; keep the two in step.
+``tests/test_kvm_structs.py``, which compiles a small C program; keep the two in step.
 """
 
 from __future__ import annotations

@@ -199,7 +199,7 @@ def load_cr3(ctx: VcpuContext, cr3: int) -> None:
     loads them when it is in ``kvm_dirty_regs``: no ioctl. The first call pays
     ``KVM_GET_SREGS``/``KVM_SET_SREGS`` once and turns the sync on. The run
     loop ORs its own dirty bit in, so this one survives the hypercall return.
-    Loading CR3 flushes the vCPU's non-global TLB entries (no PCID here).
+    Loading CR3 flushes the vCPU's non-global TLB entries (CR4.PCIDE is off).
     """
     vcpu = ctx.fd
     run = vcpu.run

@@ -2,7 +2,7 @@
 
 The state is complete and architecturally valid (what VMX/SVM entry checks
 demand), as Firecracker and Solo5 set it, so the same code runs on VT-x, AMD-V
-and this machine's PVM backend alike.
+and KVM's PVM backend alike.
 """
 
 from __future__ import annotations
