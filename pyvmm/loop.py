@@ -136,15 +136,7 @@ def native_loop(vcpu: Vcpu, env: LoopEnv, lib) -> Outcome:
         rc = loop(fd, run_addr, HYPERCALL_PORT, callback, stop)
         left_guest()
         if raised:
-            exc = raised.pop()
-            try:
-                if isinstance(exc, GuestExit):
-                    return Outcome.shutdown(exc.code)
-                raise exc
-            finally:
-                # The traceback holds the callback's frame, whose caller is this frame: without
-                # the del, a cycle keeps the kvm_run view (and the vCPU fd's mmap) alive until GC.
-                del exc
+            return unwind(raised)
         if rc == 1:
             stop.value = 0
             continue
@@ -152,11 +144,9 @@ def native_loop(vcpu: Vcpu, env: LoopEnv, lib) -> Outcome:
             if interrupted(vcpu, vcpus, -rc):
                 return STOPPED
             continue
-        outcome = handle_slow_exit(vcpu, env)
+        outcome = after_slow_exit(vcpu, env)
         if outcome is not CONTINUE:
             return outcome
-        if vcpus.stopping:
-            return STOPPED
 
 
 def python_loop(
@@ -203,11 +193,32 @@ def python_loop(
                 return Outcome.shutdown(e.code)
             finish_hypercall(run, result)
             continue
-        outcome = handle_slow_exit(vcpu, env)
+        outcome = after_slow_exit(vcpu, env)
         if outcome is not CONTINUE:
             return outcome
-        if vcpus.stopping:
-            return STOPPED
+
+
+def unwind(raised: list[BaseException]) -> Outcome:
+    """The exception a hypercall callback handed back across C: SHUTDOWN's becomes the
+    outcome, any other is re-raised here."""
+    exc = raised.pop()
+    try:
+        if isinstance(exc, GuestExit):
+            return Outcome.shutdown(exc.code)
+        raise exc
+    finally:
+        # The traceback holds the callback's frame, whose caller is the loop's frame, which
+        # held the exception: without the del, that cycle keeps the kvm_run view (and the
+        # vCPU fd's mmap) alive until the garbage collector runs.
+        del exc
+
+
+def after_slow_exit(vcpu: Vcpu, env: LoopEnv) -> Outcome:
+    """:func:`handle_slow_exit`, then :data:`~pyvmm.outcome.STOPPED` if the VM is stopping."""
+    outcome = handle_slow_exit(vcpu, env)
+    if outcome is CONTINUE and env.vcpus.stopping:
+        return STOPPED
+    return outcome
 
 
 def interrupted(vcpu: Vcpu, vcpus: VcpuSet, err: int) -> bool:

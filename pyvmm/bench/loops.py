@@ -23,7 +23,7 @@ from pyvmm.kvm._libc import get_errno, ioctl_int, ioctl_ptr
 from pyvmm.kvm.constants import SYNC_X86_REGS, Ioctl
 from pyvmm.kvm.errors import KvmError
 from pyvmm.kvm.exits import finish_hypercall, is_hypercall
-from pyvmm.loop import CONTINUE, STOPPED, Loop, LoopEnv, handle_slow_exit, interrupted, python_loop
+from pyvmm.loop import CONTINUE, STOPPED, Loop, LoopEnv, after_slow_exit, interrupted, python_loop, unwind
 from pyvmm.outcome import Outcome
 from pyvmm.paravirt.abi import HYPERCALL_PORT, Hypercall
 from pyvmm.paravirt.dispatcher import GuestExit
@@ -42,7 +42,7 @@ def _python_exit(vcpu: Vcpu, env: LoopEnv) -> Outcome:
         except GuestExit as e:
             return Outcome.shutdown(e.code)
         return CONTINUE
-    return handle_slow_exit(vcpu, env)
+    return after_slow_exit(vcpu, env)
 
 
 def c_null_loop(vcpu: Vcpu, env: LoopEnv) -> Outcome:
@@ -65,8 +65,6 @@ def c_null_loop(vcpu: Vcpu, env: LoopEnv) -> Outcome:
         outcome = _python_exit(vcpu, env)
         if outcome is not CONTINUE:
             return outcome
-        if env.vcpus.stopping:
-            return STOPPED
 
 
 def c_cffi_callback_loop(vcpu: Vcpu, env: LoopEnv) -> Outcome:
@@ -112,13 +110,7 @@ def c_cffi_callback_loop(vcpu: Vcpu, env: LoopEnv) -> Outcome:
         rc = loop(fd, run_ptr, HYPERCALL_PORT, on_hypercall, stop)
         vcpu.left_guest()
         if raised:
-            exc = raised.pop()
-            try:
-                if isinstance(exc, GuestExit):
-                    return Outcome.shutdown(exc.code)
-                raise exc
-            finally:
-                del exc  # as in pyvmm.loop.native_loop: no frame cycle holding the kvm_run view
+            return unwind(raised)
         if rc < 0:
             if interrupted(vcpu, env.vcpus, -rc):
                 return STOPPED
@@ -126,11 +118,9 @@ def c_cffi_callback_loop(vcpu: Vcpu, env: LoopEnv) -> Outcome:
         if rc == 1:
             stop[0] = 0
             continue
-        outcome = handle_slow_exit(vcpu, env)
+        outcome = after_slow_exit(vcpu, env)
         if outcome is not CONTINUE:
             return outcome
-        if env.vcpus.stopping:
-            return STOPPED
 
 
 def getregs_loop(vcpu: Vcpu, env: LoopEnv) -> Outcome:

@@ -32,28 +32,26 @@ def check_guest_writable(mem: GuestMemory, gpa: int, length: int) -> None:
 def install(dispatcher: Dispatcher, memory: GuestMemory, channels: ChannelTable) -> None:
     mem = memory
 
-    def send(vcpu, handle, buf, length, offset, a4) -> int:
-        device = channels.get(handle)
-        mem.check(buf, length)  # the whole range, as write(2)'s access_ok() does
+    def transfer(op, buf: int, length: int, offset: int) -> int:
+        """*op* (a device's send or recv) over the checked guest range, at most MAX_TRANSFER of it."""
         view = mem.view(buf, min(length, MAX_TRANSFER))
         try:
-            return device.send(view, offset)
+            return op(view, offset)
         except OSError as e:
             raise HypercallError(Errno.EIO, str(e)) from None
         finally:
             view.release()
 
+    def send(vcpu, handle, buf, length, offset, a4) -> int:
+        device = channels.get(handle)
+        mem.check(buf, length)  # the whole range, as write(2)'s access_ok() does
+        return transfer(device.send, buf, length, offset)
+
     def recv(vcpu, handle, buf, length, offset, a4) -> int:
         device = channels.get(handle)
         mem.check(buf, length)
         check_guest_writable(mem, buf, length)
-        view = mem.view(buf, min(length, MAX_TRANSFER))
-        try:
-            return device.recv(view, offset)
-        except OSError as e:
-            raise HypercallError(Errno.EIO, str(e)) from None
-        finally:
-            view.release()
+        return transfer(device.recv, buf, length, offset)
 
     def flush(vcpu, handle, a1, a2, a3, a4) -> int:
         """0 once what was sent is durable: fsync for a disk; nothing is buffered in the VMM for the others."""
