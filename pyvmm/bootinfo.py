@@ -22,6 +22,7 @@ BASE_FEATURES = (
     | abi.Feature.SMP
     | abi.Feature.MULTICALL
     | abi.Feature.ADDRESS_SPACES
+    | abi.Feature.EXTENSIONS
 )
 
 _RO_DATA = int(Pte.PRESENT | Pte.NO_EXECUTE)
@@ -67,6 +68,8 @@ def write_boot_info(
         hypercall_port=abi.HYPERCALL_PORT,
         upcall_vector=abi.UPCALL_VECTOR,
         nr_ports=abi.NR_PORTS,
+        ext_base=abi.EXT_BASE,
+        ext_count=abi.EXT_COUNT,
     )
     info.tsc_at_boot = tsc_now
     info.monotonic_at_boot = time.monotonic_ns()
@@ -79,3 +82,8 @@ def write_boot_info(
         n += 1
     info.nr_channels = n
     memory.write_obj(Layout.BOOT_INFO, info)
+
+
+def announce_extensions(memory: GuestMemory, registered: int) -> None:
+    """Set ``ext_registered`` (bit i: extension ``EXT_BASE + i`` has a handler); before the boot vCPU runs."""
+    memory.write_u64(Layout.BOOT_INFO + abi.BootInfo.ext_registered.offset, registered)

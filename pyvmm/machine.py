@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import signal
 import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pyvmm.bootinfo import low_page_flags, write_boot_info
+from pyvmm.bootinfo import announce_extensions, low_page_flags, write_boot_info
 from pyvmm.devices import open_device
 from pyvmm.devices.base import ChannelTable, DeviceError
 from pyvmm.devices.console import Console
@@ -35,7 +34,7 @@ from pyvmm.paravirt.dispatcher import Dispatcher
 from pyvmm.paravirt.events import EventChannels
 from pyvmm.paravirt.services import Services
 from pyvmm.paravirt.timers import VcpuTimers
-from pyvmm.vcpu import KICK_SIGNAL, Vcpu, VcpuSet
+from pyvmm.vcpu import Vcpu, VcpuSet, install_kick_handler
 from pyvmm.x86 import boot
 from pyvmm.x86.cpuid import guest_cpuid, has_nx
 from pyvmm.x86.paging import FramePool, PageTables, Pte, identity_map
@@ -43,6 +42,7 @@ from pyvmm.x86.paging import FramePool, PageTables, Pte, identity_map
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from pyvmm.devices.base import Channel
     from pyvmm.devices.spec import ChannelSpec
 
 __all__ = ["BootTimes", "Machine", "MachineConfig", "MachineError", "RunResult", "StopReason"]
@@ -69,6 +69,8 @@ class MachineConfig:
     vcpus: int = 1
     timeout: float | None = None
     console_fd: int = 1
+    #: Where the guest's console RECV reads from.
+    console_in_fd: int = 0
     kvm_path: str = "/dev/kvm"
     #: Block and stream channels, in handle order after the console (see pyvmm.devices.spec).
     channels: tuple[ChannelSpec, ...] = ()
@@ -76,6 +78,8 @@ class MachineConfig:
     stats: bool = False
     #: Add a null-sink channel (discards sends), for benchmarks.
     null_sink: bool = False
+    #: Channel objects after those of ``channels`` (the API's ``VM.add_channel``, plugins).
+    extra_channels: tuple[Channel, ...] = ()
 
 
 @dataclass
@@ -146,6 +150,7 @@ class Machine:
         self._stop_lock = threading.Lock()
         self._done = threading.Event()
         self._requested: RunResult | None = None
+        self._hypercall_hooks: list = []
         #: The per-vCPU loop (:data:`pyvmm.loop.Loop`); None = :func:`pyvmm.loop.run_loop`.
         #: ``stats`` selects the instrumented one; benchmarks plug in their variants here.
         self.loop = None
@@ -248,8 +253,18 @@ class Machine:
             features=self.channels.features(),
         )
         boot_cpu.set_regs(boot.boot_regs(entry=self.elf.entry, stack=mem.size, arg=Layout.BOOT_INFO))
-        self._env = LoopEnv(
-            dispatch=self.dispatcher.dispatch,
+
+    def add_hypercall_hook(self, hook) -> None:
+        """Call ``hook(vcpu_id, nr, args, result, ns)`` after every hypercall (before :meth:`run`).
+        With no hook the loop dispatches directly: hooks cost nothing unless used."""
+        self._hypercall_hooks.append(hook)
+
+    def _loop_env(self) -> LoopEnv:
+        dispatch = self.dispatcher.dispatch
+        if self._hypercall_hooks:
+            dispatch = _hooked(dispatch, tuple(self._hypercall_hooks))
+        return LoopEnv(
+            dispatch=dispatch,
             events=self.events,
             vcpus=self.vcpus,
             timers=self.timers,
@@ -259,7 +274,7 @@ class Machine:
 
     def _open_channels(self) -> ChannelTable:
         channels = ChannelTable()
-        self.console = Console(self.config.console_fd)
+        self.console = Console(self.config.console_fd, in_fd=self.config.console_in_fd)
         channels.add(self.console)  # handle 0 == abi.CONSOLE_HANDLE
         try:
             for spec in self.config.channels:
@@ -267,6 +282,8 @@ class Machine:
         except DeviceError as e:
             channels.close()
             raise MachineError(str(e)) from None
+        for device in self.config.extra_channels:
+            channels.add(device)
         if self.config.null_sink:
             from pyvmm.devices.null_sink import NullSink
 
@@ -295,9 +312,10 @@ class Machine:
     # -- lifecycle -------------------------------------------------------------
     def run(self) -> RunResult:
         """Run until the guest shuts down, crashes, times out or a signal arrives."""
+        announce_extensions(self.memory, self.dispatcher.extensions())
         if threading.current_thread() is threading.main_thread():
-            # Python's handler is installed without SA_RESTART, so the kick makes KVM_RUN return EINTR.
-            signal.signal(KICK_SIGNAL, _ignore_signal)
+            install_kick_handler()
+        self._env = self._loop_env()
         self.vcpus.start_boot_vcpu()
         deadline = None if self.config.timeout is None else time.monotonic() + self.config.timeout
         while not self._done.is_set():
@@ -378,12 +396,24 @@ class Machine:
         self.close()
 
 
+def _hooked(dispatch, hooks):
+    """*dispatch* followed by every hook, timed (``time.perf_counter_ns``)."""
+    clock = time.perf_counter_ns
+
+    def hooked(vcpu, nr, a0, a1, a2, a3, a4) -> int:
+        t = clock()
+        result = dispatch(vcpu, nr, a0, a1, a2, a3, a4)
+        ns = clock() - t
+        args = (a0, a1, a2, a3, a4)
+        for hook in hooks:
+            hook(vcpu.id, nr, args, result, ns)
+        return result
+
+    return hooked
+
+
 def _tsc_khz(vcpu: VcpuFd) -> int:
     try:
         return vcpu.tsc_khz()
     except KvmError:
         return 0
-
-
-def _ignore_signal(signum, frame) -> None:
-    """The kick signal only needs to interrupt ``KVM_RUN``; nothing to do here."""

@@ -46,6 +46,19 @@ if TYPE_CHECKING:
 KICK_SIGNAL = signal.SIGRTMIN
 
 
+def install_kick_handler() -> None:
+    """Install the (empty) :data:`KICK_SIGNAL` handler; main thread only, before any vCPU runs.
+
+    Python installs it without SA_RESTART, so a kick makes ``KVM_RUN`` return ``EINTR``;
+    without a handler the signal's default action would end the process.
+    """
+    signal.signal(KICK_SIGNAL, _ignore_signal)
+
+
+def _ignore_signal(signum, frame) -> None:
+    """The kick only needs to interrupt ``KVM_RUN``; nothing to do here."""
+
+
 class VcpuState(enum.Enum):
     PARKED = "parked"  # created; a secondary waits here for VCPU_UP
     RUNNING = "running"  # its thread runs the loop (in the guest, or serving an exit, or BLOCKed)

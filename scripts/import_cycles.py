@@ -48,7 +48,7 @@ def imports(path: Path, modules: set[str]) -> set[str]:
             elif isinstance(child, ast.ImportFrom):
                 base = child.module or ""
                 if child.level:
-                    base = ".".join(package.split(".")[: len(package.split(".")) - child.level + 1] + [base]).strip(".")
+                    base = ".".join([*package.split(".")[: len(package.split(".")) - child.level + 1], base]).strip(".")
                 for alias in child.names:  # `from pkg import mod` imports mod; `from mod import name`, mod
                     sub = f"{base}.{alias.name}"
                     found.add(sub if sub in modules else base)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pyvmm.paravirt import abi
+
 from .conftest import pyvmm
 
 pytestmark = pytest.mark.kvm
@@ -12,7 +14,7 @@ pytestmark = pytest.mark.kvm
 def test_default_boot_prints_banner_and_exits_zero():
     run = pyvmm("run")
     assert run.returncode == 0, run
-    assert "pyvmm guest kernel: ABI 1.0, 64 MiB, 1 vCPU(s)" in run.stdout
+    assert f"pyvmm guest kernel: ABI 1.{abi.ABI_VERSION_MINOR}, 64 MiB, 1 vCPU(s)" in run.stdout
     assert run.stderr == ""
 
 

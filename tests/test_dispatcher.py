@@ -32,7 +32,7 @@ def test_a_handler_using_an_argument_the_abi_lacks_is_refused():
 
 def test_numbers_outside_the_table():
     d = Dispatcher()
-    with pytest.raises(ValueError, match="outside the table"):
+    with pytest.raises(ValueError, match="outside the ABI"):
         d.register(64, _ok)
     assert d.dispatch(None, 1 << 40, 0, 0, 0, 0, 0) == errno_result(Errno.ENOSYS)
     assert d.dispatch(None, 20, 0, 0, 0, 0, 0) == errno_result(Errno.ENOSYS)

@@ -5,8 +5,8 @@
 /* Constants are usable from assembly; structures only from C. */
 
 #define PVM_ABI_VERSION_MAJOR 1
-#define PVM_ABI_VERSION_MINOR 0
-#define PVM_ABI_VERSION 0x10000
+#define PVM_ABI_VERSION_MINOR 1
+#define PVM_ABI_VERSION 0x10001
 #define PVM_HYPERCALL_PORT 0xf5
 #define PVM_BOOT_INFO_MAGIC 0x4f464e494d4d5650ULL
 #define PVM_CMDLINE_MAX 4095
@@ -80,6 +80,7 @@
 #define PVM_FEAT_BLOCK_DEVICE 0x20
 #define PVM_FEAT_INTER_VM 0x40
 #define PVM_FEAT_ADDRESS_SPACES 0x80
+#define PVM_FEAT_EXTENSIONS 0x100
 
 /* Channel kinds */
 #define PVM_CHANNEL_CONSOLE 0x1
@@ -123,6 +124,10 @@
 #define PVM_AS_KERNEL_HANDLE 0
 #define PVM_AS_BATCH_MAX 4096
 
+/* The extension range: hypercalls registered in Python (ABI 1.1) */
+#define PVM_EXT_BASE 64
+#define PVM_EXT_COUNT 64
+
 #ifndef __ASSEMBLER__
 #include <stdint.h>
 
@@ -154,8 +159,11 @@ struct pvm_boot_info {
     uint64_t monotonic_at_boot;
     uint32_t upcall_vector;
     uint32_t nr_ports;
+    uint32_t ext_base;
+    uint32_t ext_count;
+    uint64_t ext_registered;
 };
-_Static_assert(sizeof(struct pvm_boot_info) == 608, "ABI size");
+_Static_assert(sizeof(struct pvm_boot_info) == 624, "ABI size");
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, magic) == 0, "ABI offset");
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, abi_version) == 8, "ABI offset");
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, features) == 12, "ABI offset");
@@ -173,6 +181,9 @@ _Static_assert(__builtin_offsetof(struct pvm_boot_info, tsc_at_boot) == 584, "AB
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, monotonic_at_boot) == 592, "ABI offset");
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, upcall_vector) == 600, "ABI offset");
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, nr_ports) == 604, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, ext_base) == 608, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, ext_count) == 612, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, ext_registered) == 616, "ABI offset");
 
 struct pvm_vcpu_event_info {
     uint8_t upcall_pending;

@@ -18,7 +18,7 @@ from ctypes import c_char, c_int64, c_uint32, c_uint64
 from typing import NamedTuple
 
 ABI_VERSION_MAJOR = 1
-ABI_VERSION_MINOR = 0
+ABI_VERSION_MINOR = 1  # 1.1: the extension range (EXT_BASE..) and its boot-info fields
 ABI_VERSION = (ABI_VERSION_MAJOR << 16) | ABI_VERSION_MINOR
 
 #: The one I/O port a hypercall is issued on (fits ``out %eax, $imm8``).
@@ -41,13 +41,18 @@ class Layout(enum.IntEnum):
 
 
 CMDLINE_MAX = 4095
+#: The extension range: hypercall numbers EXT_BASE .. EXT_BASE + EXT_COUNT - 1 are the user's.
+EXT_BASE = 64
+EXT_COUNT = 64
 
 
 class Hypercall(enum.IntEnum):
     """Hypercall numbers (``rax``).
 
     Ranges: 0-31 core, channels, events, time and vCPUs; 32-47 address spaces
-    (pagetable-set); 48-63 reserved. Numbers >= 64 are always ``-ENOSYS``.
+    (pagetable-set); 48-63 reserved; 64-127 the extension range (:data:`EXT_BASE`,
+    hypercalls a user registers in Python: ``-ENOSYS`` until one is, announced in
+    ``pvm_boot_info.ext_registered``); numbers >= 128 are always ``-ENOSYS``.
     """
 
     NULL = 0  # () -> 0; the cheapest round trip, for benchmarks
@@ -160,6 +165,7 @@ class Feature(enum.IntFlag):
     BLOCK_DEVICE = 1 << 5  # block channels (--disk)
     INTER_VM = 1 << 6  # stream channels to another VM (--channel)
     ADDRESS_SPACES = 1 << 7  # pagetable-set calls and page-fault forwarding
+    EXTENSIONS = 1 << 8  # ABI 1.1: the extension range; ext_* fields of boot info are valid
 
 
 class Prot(enum.IntFlag):
@@ -319,6 +325,10 @@ class BootInfo(ctypes.Structure):
         ("monotonic_at_boot", c_uint64),  # ...the monotonic clock read this (ns): now = this + dTSC/tsc_khz
         ("upcall_vector", c_uint32),
         ("nr_ports", c_uint32),
+        # ABI 1.1 (Feature.EXTENSIONS):
+        ("ext_base", c_uint32),  # first extension hypercall number (EXT_BASE)
+        ("ext_count", c_uint32),  # how many numbers the range has (EXT_COUNT)
+        ("ext_registered", c_uint64),  # bit i: number ext_base + i has a handler
     ]
 
 

@@ -104,6 +104,10 @@ def render() -> str:
         f"#define PVM_AS_USER_END {abi.AS_USER_END:#x}ULL",
         f"#define PVM_AS_KERNEL_HANDLE {abi.AS_KERNEL_HANDLE}",
         f"#define PVM_AS_BATCH_MAX {abi.AS_BATCH_MAX}",
+        "",
+        "/* The extension range: hypercalls registered in Python (ABI 1.1) */",
+        f"#define PVM_EXT_BASE {abi.EXT_BASE}",
+        f"#define PVM_EXT_COUNT {abi.EXT_COUNT}",
     ]
     out += ["", "#ifndef __ASSEMBLER__", "#include <stdint.h>"]
     for cls in abi.C_STRUCTS:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pyvmm.devices.base import ChannelError
 from pyvmm.memory import GuestMemoryError
-from pyvmm.paravirt.abi import HYPERCALL_SPECS, Errno, Hypercall, errno_result
+from pyvmm.paravirt.abi import EXT_BASE, EXT_COUNT, HYPERCALL_SPECS, Errno, Hypercall, errno_result
 
 U64 = 0xFFFF_FFFF_FFFF_FFFF
 
@@ -44,6 +44,7 @@ class GuestExit(Exception):  # noqa: N818 - control flow, not an error
 
 _ENOSYS = errno_result(Errno.ENOSYS)
 _EFAULT = errno_result(Errno.EFAULT)
+_EIO = errno_result(Errno.EIO)
 
 
 def _enosys(vcpu, a0, a1, a2, a3, a4) -> int:
@@ -67,22 +68,53 @@ def _check_arity(nr: int, handler: Handler) -> None:
 
 
 class Dispatcher:
-    """Maps hypercall numbers to handlers; :meth:`dispatch` is on the per-exit hot path."""
+    """Maps hypercall numbers to handlers; :meth:`dispatch` is on the per-exit hot path.
 
-    SIZE = 64  # numbers >= SIZE are -ENOSYS without a table lookup
+    Numbers below ``EXT_BASE`` are the ABI's own (:meth:`register`); the extension
+    range is the user's (:meth:`register_extension`).
+    """
+
+    SIZE = EXT_BASE + EXT_COUNT  # numbers >= SIZE are -ENOSYS without a table lookup
 
     def __init__(self) -> None:
         self.table: list[Handler] = [_enosys] * self.SIZE
         self.counts = [0] * self.SIZE
+        #: Per extension number: calls whose handler raised an unexpected exception (-EIO).
+        self.extension_errors = [0] * EXT_COUNT
 
     def register(self, nr: Hypercall, handler: Handler) -> None:
         """Serve hypercall *nr* with *handler*. Raises ``ValueError`` if *nr* has one already."""
-        if not 0 <= nr < self.SIZE:
-            raise ValueError(f"hypercall {nr} is outside the table (0..{self.SIZE - 1})")
+        if not 0 <= nr < EXT_BASE:
+            raise ValueError(f"hypercall {nr} is outside the ABI's range (0..{EXT_BASE - 1})")
         if self.table[nr] is not _enosys:
             raise ValueError(f"hypercall {nr} is registered twice")
         _check_arity(nr, handler)
         self.table[nr] = handler
+
+    def register_extension(self, nr: int, handler: Handler) -> None:
+        """Serve extension hypercall *nr* (``EXT_BASE <= nr < EXT_BASE + EXT_COUNT``) with
+        *handler*. An exception other than the errno ones becomes ``-EIO`` for the guest
+        (counted in :attr:`extension_errors`), never a stopped VM: the handler is the user's
+        prototype. Raises ``ValueError`` for a number outside the range or taken."""
+        if not EXT_BASE <= nr < EXT_BASE + EXT_COUNT:
+            raise ValueError(f"hypercall {nr} is not in the extension range ({EXT_BASE}..{EXT_BASE + EXT_COUNT - 1})")
+        if self.table[nr] is not _enosys:
+            raise ValueError(f"hypercall {nr} is registered twice")
+
+        def extension(vcpu, a0, a1, a2, a3, a4) -> int:
+            try:
+                return handler(vcpu, a0, a1, a2, a3, a4)
+            except (HypercallError, ChannelError, GuestMemoryError, GuestExit):
+                raise
+            except Exception:
+                self.extension_errors[nr - EXT_BASE] += 1
+                return _EIO
+
+        self.table[nr] = extension
+
+    def extensions(self) -> int:
+        """Bit i set: extension number ``EXT_BASE + i`` has a handler (``pvm_boot_info.ext_registered``)."""
+        return sum(1 << i for i in range(EXT_COUNT) if self.table[EXT_BASE + i] is not _enosys)
 
     def register_all(self, handlers: Mapping[Hypercall, Handler]) -> None:
         """:meth:`register` each entry: a calls module's declaration of what it serves."""

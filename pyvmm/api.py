@@ -1,0 +1,323 @@
+"""pyvmm as a library: build a VM, give it hypercalls and channels written in Python, run it.
+
+The documented surface is :class:`VM`, :class:`Result`, :class:`HypercallError` and
+:class:`~pyvmm.devices.base.Channel` (re-exported as ``pyvmm.Channel``); docs/api.md
+is the reference and its examples are tests. Everything else in pyvmm is private.
+
+A :class:`VM` is configured first (options, :meth:`VM.hypercall`, :meth:`VM.add_channel`,
+:meth:`VM.on`) and built when it first runs: the guest's boot info announces what it
+was given. Then :meth:`VM.run` runs it to completion, or :meth:`VM.start` /
+:meth:`VM.wait` / :meth:`VM.stop` step by step; :meth:`VM.close` (or ``with``)
+releases it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pyvmm.devices.base import Channel, ChannelError
+from pyvmm.outcome import RunResult, StopReason
+from pyvmm.paravirt.abi import EXT_BASE, EXT_COUNT, Errno
+
+if TYPE_CHECKING:
+    from pyvmm.machine import Machine
+    from pyvmm.memory import GuestMemory
+
+__all__ = ["EXT_BASE", "EXT_COUNT", "VM", "Channel", "ChannelError", "Errno", "HypercallError", "Result", "VmError"]
+
+#: A hypercall written in Python: ``fn(vcpu_id, args, memory) -> int``; *args* are the
+#: guest's ``rdi, rsi, rdx, r10, r8``; *memory* the checked accessor (``read``, ``write``,
+#: ``read_obj``...: an address outside RAM raises, and the guest gets ``-EFAULT``).
+PyHypercall = Callable[[int, tuple, "GuestMemory"], int]
+#: ``fn(vcpu_id, nr, args, result, ns)`` after every hypercall (``result`` as the guest sees it, a u64).
+HypercallHook = Callable[[int, int, tuple, int, int], None]
+
+
+class VmError(Exception):
+    """The VM cannot be built or run as asked; the message is one line."""
+
+
+class HypercallError(Exception):
+    """Raise in a Python hypercall to fail it with ``-errno`` (an :class:`Errno`)."""
+
+    def __init__(self, err: Errno, why: str = "") -> None:
+        super().__init__(f"{Errno(err).name}: {why}" if why else Errno(err).name)
+        self.errno = Errno(err)
+
+
+@dataclass
+class Result:
+    """How a run ended."""
+
+    reason: StopReason
+    exit_code: int
+    #: The crash report's text (``reason`` is CRASH), else None.
+    crash: str | None = None
+    #: Hypercall counts by name (``--stats``'s first line, always collected).
+    hypercalls: dict[str, int] = field(default_factory=dict)
+
+
+class VM:
+    """One guest VM, built on first :meth:`run`/:meth:`start` from the same options as ``pyvmm run``.
+
+    *guest*: a static x86-64 ELF path, or None for the bundled kernel. *console*:
+    None captures the guest's output (:attr:`console_output`), a callable gets each
+    chunk of bytes as it comes, an int is a host fd to write to. *stdin*: bytes the
+    guest reads from the console (then end of input). Raises :class:`VmError`.
+    """
+
+    def __init__(
+        self,
+        guest: str | os.PathLike | None = None,
+        *,
+        memory: str | int = "64M",
+        vcpus: int = 1,
+        cmdline: str = "",
+        disks: Iterable[str] = (),
+        channels: Iterable[str] = (),
+        timeout: float | None = None,
+        console: Callable[[bytes], None] | int | None = None,
+        stdin: bytes = b"",
+    ) -> None:
+        from pyvmm.devices.spec import SpecError, build_specs
+        from pyvmm.memory import parse_size
+
+        try:
+            self._memory = memory if isinstance(memory, int) else parse_size(memory)
+            self._specs = build_specs(list(disks), list(channels))
+        except (ValueError, SpecError) as e:
+            raise VmError(str(e)) from None
+        self._guest = None if guest is None else os.fspath(guest)
+        self._vcpus = vcpus
+        self._cmdline = cmdline
+        self._timeout = timeout
+        self._console = console
+        self._stdin = stdin
+        self._hypercalls: dict[int, PyHypercall] = {}
+        self._channels: list[Channel] = []
+        self._after_hypercall: list[HypercallHook] = []
+        self._on_stop: list[Callable[[Result], None]] = []
+        self._machine: Machine | None = None
+        self._captured = bytearray()
+        self._drainer: threading.Thread | None = None
+        self._console_w = -1  # the write end of our console pipe, closed when the VM stops
+        self._fds: list[int] = []
+        self._runner: threading.Thread | None = None
+        self._result: Result | None = None
+
+    # -- configuring (before the first run) ----------------------------------------------
+    def hypercall(self, nr: int, fn: PyHypercall) -> None:
+        """Serve extension hypercall *nr* (``EXT_BASE <= nr < EXT_BASE + EXT_COUNT``) with *fn*.
+
+        *fn* returns a non-negative int (the guest's ``rax``) or raises
+        :class:`HypercallError`; any other exception gives the guest ``-EIO``.
+        Raises :class:`VmError` for a number outside the range or taken.
+        """
+        self._configuring()
+        if not EXT_BASE <= nr < EXT_BASE + EXT_COUNT:
+            raise VmError(f"hypercall {nr} is not in the extension range ({EXT_BASE}..{EXT_BASE + EXT_COUNT - 1})")
+        if nr in self._hypercalls:
+            raise VmError(f"hypercall {nr} is registered twice")
+        self._hypercalls[nr] = fn
+
+    def add_channel(self, channel: Channel) -> int:
+        """Give the guest *channel* (a :class:`Channel` subclass); returns its handle, after
+        the console, the disks and the streams."""
+        self._configuring()
+        if not isinstance(channel, Channel):
+            raise VmError(f"{channel!r} is not a pyvmm.Channel")
+        self._channels.append(channel)
+        return 1 + len(self._specs) + len(self._channels) - 1
+
+    def on(self, event: str, fn: Callable) -> None:
+        """Call *fn* on *event*: ``"hypercall"`` (``fn(vcpu_id, nr, args, result, ns)`` after
+        each one, on the vCPU's thread) or ``"stop"`` (``fn(result)``, once)."""
+        self._configuring()
+        if event == "hypercall":
+            self._after_hypercall.append(fn)
+        elif event == "stop":
+            self._on_stop.append(fn)
+        else:
+            raise VmError(f"unknown event {event!r} (hypercall, stop)")
+
+    def _configuring(self) -> None:
+        if self._machine is not None:
+            raise VmError("the VM is already built: configure it before the first run")
+
+    # -- running ------------------------------------------------------------------------
+    def run(self, timeout: float | None = None) -> Result:
+        """Build (if needed) and run until the guest shuts down, crashes or *timeout* passes."""
+        self.start(timeout)
+        return self.wait()
+
+    def start(self, timeout: float | None = None) -> None:
+        """Build and start the VM in the background; :meth:`wait` for its result."""
+        if self._runner is not None:
+            raise VmError("the VM has already been started")
+        from pyvmm.vcpu import install_kick_handler
+
+        machine = self._build(timeout if timeout is not None else self._timeout)
+        if threading.current_thread() is threading.main_thread():
+            install_kick_handler()  # the VM runs on another thread: the handler must exist first
+        self._runner = threading.Thread(target=self._run, args=(machine,), name="pyvmm-vm", daemon=True)
+        self._runner.start()
+
+    def wait(self, timeout: float | None = None) -> Result:
+        """The result, once the VM has stopped. Raises ``TimeoutError`` if it runs on past *timeout*."""
+        if self._runner is None:
+            raise VmError("the VM was not started")
+        self._runner.join(timeout)
+        if self._runner.is_alive():
+            raise TimeoutError("the VM is still running")
+        if self._drainer is not None:
+            self._drainer.join()  # the console's write end is closed: it reads to the end
+        return self._result
+
+    def stop(self) -> None:
+        """Ask a running VM to stop (its result's reason is SIGNAL, exit code 0)."""
+        if self._machine is not None:
+            self._machine.request_stop(RunResult(StopReason.SIGNAL, exit_code=0, signal=0))
+
+    @property
+    def console_output(self) -> bytes:
+        """What the guest wrote to its console (when *console* was None)."""
+        return bytes(self._captured)
+
+    @property
+    def memory(self) -> GuestMemory:
+        """Guest RAM through the checked accessor (once built)."""
+        if self._machine is None:
+            raise VmError("the VM is not built yet")
+        return self._machine.memory
+
+    def close(self) -> None:
+        if self._runner is not None and self._runner.is_alive():
+            self.stop()
+            self._runner.join()
+        if self._machine is not None:
+            self._machine.close()
+        self._close_console()
+        for fd in self._fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds.clear()
+
+    def __enter__(self) -> VM:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- inside --------------------------------------------------------------------------
+    def _build(self, timeout: float | None) -> Machine:
+        from pyvmm.guest import GuestBuildError, bundled_kernel
+        from pyvmm.kvm import KvmError
+        from pyvmm.loader import LoaderError
+        from pyvmm.machine import Machine, MachineConfig, MachineError
+
+        try:
+            kernel = self._guest or bundled_kernel(quiet=True)
+        except GuestBuildError as e:
+            raise VmError(str(e)) from None
+        out_fd = self._console_fd()
+        in_fd = self._stdin_fd()
+        config = MachineConfig(
+            kernel=kernel,
+            memory=self._memory,
+            cmdline=self._cmdline,
+            vcpus=self._vcpus,
+            timeout=timeout,
+            console_fd=out_fd,
+            console_in_fd=in_fd,
+            channels=self._specs,
+            extra_channels=tuple(self._channels),
+            kvm_path=os.environ.get("PYVMM_KVM_DEVICE", "/dev/kvm"),
+        )
+        try:
+            machine = Machine(config)
+        except (KvmError, LoaderError, MachineError) as e:
+            raise VmError(str(e)) from None
+        except OSError as e:
+            raise VmError(f"cannot build the VM: {e.strerror or e}") from None
+        mem = machine.memory
+        for nr, fn in self._hypercalls.items():
+            machine.dispatcher.register_extension(nr, _adapt(fn, mem))
+        for hook in self._after_hypercall:
+            machine.add_hypercall_hook(hook)
+        self._machine = machine
+        return machine
+
+    def _run(self, machine: Machine) -> None:
+        from pyvmm.paravirt.abi import Hypercall as Hc
+
+        raw = machine.run()
+        names = {int(h): h.name for h in Hc}
+        counts = {names.get(nr, f"nr{nr}"): n for nr, n in enumerate(machine.dispatcher.counts) if n}
+        crash = raw.crash.format() if raw.crash is not None else None
+        self._result = Result(raw.reason, raw.exit_code, crash, counts)
+        self._close_console()  # every vCPU has stopped: nothing writes to it any more
+        for fn in self._on_stop:
+            fn(self._result)
+
+    def _close_console(self) -> None:
+        if self._console_w >= 0:
+            os.close(self._console_w)
+            self._console_w = -1
+
+    def _console_fd(self) -> int:
+        if isinstance(self._console, int):
+            return self._console
+        r, w = os.pipe()
+        self._console_w = w
+        sink = self._captured.extend if self._console is None else self._console
+        self._drainer = threading.Thread(target=_drain, args=(r, sink), name="pyvmm-console", daemon=True)
+        self._drainer.start()
+        return w
+
+    def _stdin_fd(self) -> int:
+        r, w = os.pipe()
+        self._fds.append(r)
+        # A thread, as the guest may read less than a pipe holds; it ends with EPIPE at close.
+        threading.Thread(target=_feed, args=(w, self._stdin), name="pyvmm-stdin", daemon=True).start()
+        return r
+
+
+def _adapt(fn: PyHypercall, mem: GuestMemory):
+    """A dispatcher handler around the user's ``fn(vcpu_id, args, memory)``."""
+    from pyvmm.paravirt.dispatcher import HypercallError as Internal
+
+    def handler(vcpu, a0, a1, a2, a3, a4) -> int:
+        try:
+            result = fn(vcpu.id, (a0, a1, a2, a3, a4), mem)
+        except HypercallError as e:
+            raise Internal(e.errno, str(e)) from None
+        if not isinstance(result, int) or result < 0:
+            raise Internal(Errno.EIO, f"a Python hypercall returned {result!r}")
+        return result
+
+    return handler
+
+
+def _drain(fd: int, sink: Callable[[bytes], None]) -> None:
+    try:
+        while chunk := os.read(fd, 65536):
+            sink(chunk)
+    finally:
+        os.close(fd)
+
+
+def _feed(fd: int, data: bytes) -> None:
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
