@@ -2,13 +2,28 @@
 
 ``import pyvmm`` loads nothing until a name is used (the CLI's boot path stays lean):
 ``pyvmm.VM``, ``pyvmm.Result``, ``pyvmm.HypercallError``, ``pyvmm.Channel``,
-``pyvmm.ChannelError``, ``pyvmm.Errno``, ``pyvmm.EXT_BASE``, ``pyvmm.EXT_COUNT``,
+``pyvmm.ChannelError``, ``pyvmm.ChannelKind``, ``pyvmm.ChannelFlag``, ``pyvmm.Errno``,
+``pyvmm.EXT_BASE``, ``pyvmm.EXT_COUNT``, ``pyvmm.PIPE``, ``pyvmm.StopReason``,
 ``pyvmm.VmError``. See docs/api.md.
 """
 
 from __future__ import annotations
 
-_PUBLIC = ("VM", "Result", "HypercallError", "Channel", "ChannelError", "Errno", "EXT_BASE", "EXT_COUNT", "VmError")
+_PUBLIC = (
+    "VM",
+    "Result",
+    "StopReason",
+    "HypercallError",
+    "Channel",
+    "ChannelError",
+    "ChannelKind",
+    "ChannelFlag",
+    "Errno",
+    "EXT_BASE",
+    "EXT_COUNT",
+    "PIPE",
+    "VmError",
+)
 __all__ = list(_PUBLIC)
 
 

@@ -8,8 +8,9 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["run"]:
-        from pyvmm.options import parse_run_fast
+        from pyvmm.options import expand_bare_flags, parse_run_fast
 
+        args = ["run", *expand_bare_flags(args[1:])]
         opts = parse_run_fast(args[1:])
         if opts is not None:
             from pyvmm.runner import run_guest

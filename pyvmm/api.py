@@ -20,33 +20,37 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pyvmm.devices.base import Channel, ChannelError
+from pyvmm.extensions import ExtensionError, Extensions, PyHypercall
 from pyvmm.outcome import RunResult, StopReason
-from pyvmm.paravirt.abi import EXT_BASE, EXT_COUNT, Errno
+from pyvmm.paravirt.abi import EXT_BASE, EXT_COUNT, ChannelFlag, ChannelKind, Errno
+from pyvmm.paravirt.dispatcher import HypercallError
 
 if TYPE_CHECKING:
     from pyvmm.machine import Machine
     from pyvmm.memory import GuestMemory
 
-__all__ = ["EXT_BASE", "EXT_COUNT", "VM", "Channel", "ChannelError", "Errno", "HypercallError", "Result", "VmError"]
+__all__ = [
+    "EXT_BASE",
+    "EXT_COUNT",
+    "PIPE",
+    "VM",
+    "Channel",
+    "ChannelError",
+    "ChannelFlag",
+    "ChannelKind",
+    "Errno",
+    "HypercallError",
+    "Result",
+    "StopReason",
+    "VmError",
+]
 
-#: A hypercall written in Python: ``fn(vcpu_id, args, memory) -> int``; *args* are the
-#: guest's ``rdi, rsi, rdx, r10, r8``; *memory* the checked accessor (``read``, ``write``,
-#: ``read_obj``...: an address outside RAM raises, and the guest gets ``-EFAULT``).
-PyHypercall = Callable[[int, tuple, "GuestMemory"], int]
-#: ``fn(vcpu_id, nr, args, result, ns)`` after every hypercall (``result`` as the guest sees it, a u64).
-HypercallHook = Callable[[int, int, tuple, int, int], None]
+#: ``VM(stdin=PIPE)``: the guest's console input comes from :meth:`VM.write_console`.
+PIPE = -1
 
 
 class VmError(Exception):
     """The VM cannot be built or run as asked; the message is one line."""
-
-
-class HypercallError(Exception):
-    """Raise in a Python hypercall to fail it with ``-errno`` (an :class:`Errno`)."""
-
-    def __init__(self, err: Errno, why: str = "") -> None:
-        super().__init__(f"{Errno(err).name}: {why}" if why else Errno(err).name)
-        self.errno = Errno(err)
 
 
 @dataclass
@@ -67,7 +71,9 @@ class VM:
     *guest*: a static x86-64 ELF path, or None for the bundled kernel. *console*:
     None captures the guest's output (:attr:`console_output`), a callable gets each
     chunk of bytes as it comes, an int is a host fd to write to. *stdin*: bytes the
-    guest reads from the console (then end of input). Raises :class:`VmError`.
+    guest reads from the console (then end of input), or :data:`PIPE` to feed it with
+    :meth:`write_console`. *trace*: ``--trace`` for this VM, to a file path or a host fd
+    (*trace_filter*: ``--trace-filter``'s comma-separated names). Raises :class:`VmError`.
     """
 
     def __init__(
@@ -81,7 +87,9 @@ class VM:
         channels: Iterable[str] = (),
         timeout: float | None = None,
         console: Callable[[bytes], None] | int | None = None,
-        stdin: bytes = b"",
+        stdin: bytes | int = b"",
+        trace: str | os.PathLike | int | None = None,
+        trace_filter: str | None = None,
     ) -> None:
         from pyvmm.devices.spec import SpecError, build_specs
         from pyvmm.memory import parse_size
@@ -97,11 +105,11 @@ class VM:
         self._timeout = timeout
         self._console = console
         self._stdin = stdin
-        self._hypercalls: dict[int, PyHypercall] = {}
-        self._channels: list[Channel] = []
-        self._after_hypercall: list[HypercallHook] = []
-        self._on_stop: list[Callable[[Result], None]] = []
+        self._ext = Extensions(first_channel_handle=1 + len(self._specs))
+        self._trace = trace
+        self._trace_filter = trace_filter
         self._machine: Machine | None = None
+        self._stdin_w = -1  # stdin=PIPE: the write end write_console() writes to
         self._captured = bytearray()
         self._drainer: threading.Thread | None = None
         self._console_w = -1  # the write end of our console pipe, closed when the VM stops
@@ -113,36 +121,35 @@ class VM:
     def hypercall(self, nr: int, fn: PyHypercall) -> None:
         """Serve extension hypercall *nr* (``EXT_BASE <= nr < EXT_BASE + EXT_COUNT``) with *fn*.
 
-        *fn* returns a non-negative int (the guest's ``rax``) or raises
-        :class:`HypercallError`; any other exception gives the guest ``-EIO``.
+        ``fn(vcpu_id, args, memory)`` returns a non-negative int (the guest's ``rax``) or
+        raises :class:`HypercallError`; any other exception gives the guest ``-EIO``.
         Raises :class:`VmError` for a number outside the range or taken.
         """
         self._configuring()
-        if not EXT_BASE <= nr < EXT_BASE + EXT_COUNT:
-            raise VmError(f"hypercall {nr} is not in the extension range ({EXT_BASE}..{EXT_BASE + EXT_COUNT - 1})")
-        if nr in self._hypercalls:
-            raise VmError(f"hypercall {nr} is registered twice")
-        self._hypercalls[nr] = fn
+        try:
+            self._ext.hypercall(nr, fn)
+        except ExtensionError as e:
+            raise VmError(str(e)) from None
 
     def add_channel(self, channel: Channel) -> int:
         """Give the guest *channel* (a :class:`Channel` subclass); returns its handle, after
         the console, the disks and the streams."""
         self._configuring()
-        if not isinstance(channel, Channel):
-            raise VmError(f"{channel!r} is not a pyvmm.Channel")
-        self._channels.append(channel)
-        return 1 + len(self._specs) + len(self._channels) - 1
+        try:
+            return self._ext.add_channel(channel)
+        except ExtensionError as e:
+            raise VmError(str(e)) from None
 
     def on(self, event: str, fn: Callable) -> None:
-        """Call *fn* on *event*: ``"hypercall"`` (``fn(vcpu_id, nr, args, result, ns)`` after
-        each one, on the vCPU's thread) or ``"stop"`` (``fn(result)``, once)."""
+        """Call *fn* on *event*: ``"before_hypercall"`` (``fn(vcpu_id, nr, args)``),
+        ``"hypercall"`` (``fn(vcpu_id, nr, args, result, ns)`` after each one), ``"exit"``
+        (``fn(vcpu_id, exit_reason)`` for each exit that is not a hypercall), all on the
+        vCPU's thread; or ``"stop"`` (``fn(result)``, once, with the :class:`Result`)."""
         self._configuring()
-        if event == "hypercall":
-            self._after_hypercall.append(fn)
-        elif event == "stop":
-            self._on_stop.append(fn)
-        else:
-            raise VmError(f"unknown event {event!r} (hypercall, stop)")
+        try:
+            self._ext.on(event, fn)
+        except ExtensionError as e:
+            raise VmError(str(e)) from None
 
     def _configuring(self) -> None:
         if self._machine is not None:
@@ -201,6 +208,7 @@ class VM:
         if self._machine is not None:
             self._machine.close()
         self._close_console()
+        self.close_console_input()
         for fd in self._fds:
             try:
                 os.close(fd)
@@ -236,7 +244,7 @@ class VM:
             console_fd=out_fd,
             console_in_fd=in_fd,
             channels=self._specs,
-            extra_channels=tuple(self._channels),
+            extra_channels=self._ext.devices(),
             kvm_path=os.environ.get("PYVMM_KVM_DEVICE", "/dev/kvm"),
         )
         try:
@@ -245,25 +253,22 @@ class VM:
             raise VmError(str(e)) from None
         except OSError as e:
             raise VmError(f"cannot build the VM: {e.strerror or e}") from None
-        mem = machine.memory
-        for nr, fn in self._hypercalls.items():
-            machine.dispatcher.register_extension(nr, _adapt(fn, mem))
-        for hook in self._after_hypercall:
-            machine.add_hypercall_hook(hook)
+        self._ext.attach(machine)
+        if self._trace is not None:
+            from pyvmm.trace import TraceError, Tracer
+
+            try:
+                Tracer.open(self._trace, machine, self._trace_filter).attach(machine)
+            except TraceError as e:
+                machine.close()
+                raise VmError(str(e)) from None
         self._machine = machine
         return machine
 
     def _run(self, machine: Machine) -> None:
-        from pyvmm.paravirt.abi import Hypercall as Hc
-
-        raw = machine.run()
-        names = {int(h): h.name for h in Hc}
-        counts = {names.get(nr, f"nr{nr}"): n for nr, n in enumerate(machine.dispatcher.counts) if n}
-        crash = raw.crash.format() if raw.crash is not None else None
-        self._result = Result(raw.reason, raw.exit_code, crash, counts)
+        self._result = result_of(machine.run(), machine)
         self._close_console()  # every vCPU has stopped: nothing writes to it any more
-        for fn in self._on_stop:
-            fn(self._result)
+        self._ext.stopped(self._result)
 
     def _close_console(self) -> None:
         if self._console_w >= 0:
@@ -280,28 +285,42 @@ class VM:
         self._drainer.start()
         return w
 
+    def write_console(self, data: bytes) -> None:
+        """Send *data* to the guest's console input (``stdin=PIPE``); blocks while the pipe
+        is full. ``close_console_input()`` then gives the guest end of input."""
+        if self._stdin_w < 0:
+            raise VmError("write_console() needs VM(stdin=pyvmm.PIPE), and before close_console_input()")
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._stdin_w, view) :]
+
+    def close_console_input(self) -> None:
+        """End of input for the guest's console (its RECV returns 0 once it has read all)."""
+        if self._stdin_w >= 0:
+            os.close(self._stdin_w)
+            self._stdin_w = -1
+
     def _stdin_fd(self) -> int:
         r, w = os.pipe()
         self._fds.append(r)
+        if isinstance(self._stdin, int):
+            if self._stdin != PIPE:
+                raise VmError("stdin is bytes or pyvmm.PIPE")
+            self._stdin_w = w
+            return r
         # A thread, as the guest may read less than a pipe holds; it ends with EPIPE at close.
         threading.Thread(target=_feed, args=(w, self._stdin), name="pyvmm-stdin", daemon=True).start()
         return r
 
 
-def _adapt(fn: PyHypercall, mem: GuestMemory):
-    """A dispatcher handler around the user's ``fn(vcpu_id, args, memory)``."""
-    from pyvmm.paravirt.dispatcher import HypercallError as Internal
+def result_of(raw: RunResult, machine: Machine) -> Result:
+    """The public :class:`Result` of a finished *machine*'s run."""
+    from pyvmm.paravirt.abi import Hypercall as Hc
 
-    def handler(vcpu, a0, a1, a2, a3, a4) -> int:
-        try:
-            result = fn(vcpu.id, (a0, a1, a2, a3, a4), mem)
-        except HypercallError as e:
-            raise Internal(e.errno, str(e)) from None
-        if not isinstance(result, int) or result < 0:
-            raise Internal(Errno.EIO, f"a Python hypercall returned {result!r}")
-        return result
-
-    return handler
+    names = {int(h): h.name for h in Hc}
+    counts = {names.get(nr, f"nr{nr}"): n for nr, n in enumerate(machine.dispatcher.counts) if n}
+    crash = raw.crash.format() if raw.crash is not None else None
+    return Result(raw.reason, raw.exit_code, crash, counts)
 
 
 def _drain(fd: int, sink: Callable[[bytes], None]) -> None:

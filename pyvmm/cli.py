@@ -42,6 +42,9 @@ def run(
     channel: Annotated[Optional[list[str]], _option("channel")] = None,  # noqa: UP045
     stats: Annotated[bool, _option("stats")] = False,
     stats_json: Annotated[Optional[str], _option("stats_json")] = None,  # noqa: UP045
+    trace: Annotated[Optional[str], _option("trace")] = None,  # noqa: UP045
+    trace_filter: Annotated[Optional[str], _option("trace_filter")] = None,  # noqa: UP045
+    plugin: Annotated[Optional[list[str]], _option("plugin")] = None,  # noqa: UP045
     no_seccomp: Annotated[bool, _option("no_seccomp")] = False,
 ) -> None:
     """Boot a guest, stream its console, and exit with its exit code."""
@@ -57,6 +60,9 @@ def run(
         channel=list(channel or ()),
         stats=stats,
         stats_json=stats_json,
+        trace=trace,
+        trace_filter=trace_filter,
+        plugin=list(plugin or ()),
         no_seccomp=no_seccomp,
     )
     raise typer.Exit(run_guest(opts))

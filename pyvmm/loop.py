@@ -60,6 +60,9 @@ class LoopEnv:
     #: and once at its first hypercall (boot milestones; see ``Machine.times``).
     on_first_run: Callable[[int], None]
     on_first_hypercall: Callable[[int], None]
+    #: ``fn(vcpu_id, exit_reason)`` before each exit that is not a hypercall is handled
+    #: (:mod:`pyvmm.extensions`' ``"exit"`` hooks); None when there is none.
+    on_exit: Callable[[int, int], None] | None = None
 
 
 #: A loop: ``loop(vcpu, env) -> Outcome``; raises ``KvmError`` (and lets a VMM bug through).
@@ -215,6 +218,8 @@ def unwind(raised: list[BaseException]) -> Outcome:
 
 def after_slow_exit(vcpu: Vcpu, env: LoopEnv) -> Outcome:
     """:func:`handle_slow_exit`, then :data:`~pyvmm.outcome.STOPPED` if the VM is stopping."""
+    if env.on_exit is not None:
+        env.on_exit(vcpu.id, vcpu.fd.run.exit_reason)
     outcome = handle_slow_exit(vcpu, env)
     if outcome is CONTINUE and env.vcpus.stopping:
         return STOPPED

@@ -150,7 +150,9 @@ class Machine:
         self._stop_lock = threading.Lock()
         self._done = threading.Event()
         self._requested: RunResult | None = None
-        self._hypercall_hooks: list = []
+        self._before_hooks: list = []
+        self._after_hooks: list = []
+        self._exit_hooks: list = []
         #: The per-vCPU loop (:data:`pyvmm.loop.Loop`); None = :func:`pyvmm.loop.run_loop`.
         #: ``stats`` selects the instrumented one; benchmarks plug in their variants here.
         self.loop = None
@@ -254,15 +256,23 @@ class Machine:
         )
         boot_cpu.set_regs(boot.boot_regs(entry=self.elf.entry, stack=mem.size, arg=Layout.BOOT_INFO))
 
-    def add_hypercall_hook(self, hook) -> None:
-        """Call ``hook(vcpu_id, nr, args, result, ns)`` after every hypercall (before :meth:`run`).
-        With no hook the loop dispatches directly: hooks cost nothing unless used."""
-        self._hypercall_hooks.append(hook)
+    def own(self, release) -> None:
+        """Call *release()* when the machine closes (after every vCPU has stopped)."""
+        self._resources.callback(release)
+
+    def add_hooks(self, *, before=(), after=(), on_exit=()) -> None:
+        """Before :meth:`run`: call each of *before* as ``fn(vcpu_id, nr, args)`` before every
+        hypercall, each of *after* as ``fn(vcpu_id, nr, args, result, ns)`` after it, each of
+        *on_exit* as ``fn(vcpu_id, exit_reason)`` on every other exit (:mod:`pyvmm.extensions`).
+        With no hypercall hook the loop dispatches directly: hooks cost nothing unless used."""
+        self._before_hooks.extend(before)
+        self._after_hooks.extend(after)
+        self._exit_hooks.extend(on_exit)
 
     def _loop_env(self) -> LoopEnv:
         dispatch = self.dispatcher.dispatch
-        if self._hypercall_hooks:
-            dispatch = _hooked(dispatch, tuple(self._hypercall_hooks))
+        if self._before_hooks or self._after_hooks:
+            dispatch = _hooked(dispatch, tuple(self._before_hooks), tuple(self._after_hooks))
         return LoopEnv(
             dispatch=dispatch,
             events=self.events,
@@ -270,6 +280,7 @@ class Machine:
             timers=self.timers,
             on_first_run=self.times.set_first_run,
             on_first_hypercall=self.times.set_first_hypercall,
+            on_exit=_exit_hooks(tuple(self._exit_hooks)),
         )
 
     def _open_channels(self) -> ChannelTable:
@@ -396,20 +407,34 @@ class Machine:
         self.close()
 
 
-def _hooked(dispatch, hooks):
-    """*dispatch* followed by every hook, timed (``time.perf_counter_ns``)."""
+def _hooked(dispatch, before, after):
+    """*dispatch* between the *before* and *after* hooks, timed (``time.perf_counter_ns``)."""
     clock = time.perf_counter_ns
 
     def hooked(vcpu, nr, a0, a1, a2, a3, a4) -> int:
+        args = (a0, a1, a2, a3, a4)
+        for hook in before:
+            hook(vcpu.id, nr, args)
         t = clock()
         result = dispatch(vcpu, nr, a0, a1, a2, a3, a4)
         ns = clock() - t
-        args = (a0, a1, a2, a3, a4)
-        for hook in hooks:
+        for hook in after:
             hook(vcpu.id, nr, args, result, ns)
         return result
 
     return hooked
+
+
+def _exit_hooks(hooks):
+    """None (the loop's fast test) or one callable running every ``fn(vcpu_id, exit_reason)``."""
+    if not hooks:
+        return None
+
+    def on_exit(vcpu_id: int, reason: int) -> None:
+        for hook in hooks:
+            hook(vcpu_id, reason)
+
+    return on_exit
 
 
 def _tsc_khz(vcpu: VcpuFd) -> int:

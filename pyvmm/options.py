@@ -19,6 +19,8 @@ class OptionSpec(NamedTuple):
     help: str
     metavar: str = ""
     repeat: bool = False  # may be given more than once: the values collect in a list
+    #: The value of a bare flag (``--trace`` alone means ``--trace=-``); None: a value is required.
+    bare: str | None = None
 
 
 RUN_OPTIONS: tuple[OptionSpec, ...] = (
@@ -48,6 +50,29 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
     ),
     OptionSpec("stats_json", ("--stats-json",), str, "Time every exit; write the counts as JSON to FILE.", "FILE"),
     OptionSpec(
+        "trace",
+        ("--trace",),
+        str,
+        "Trace every hypercall, strace-like: --trace=FILE, or --trace alone for stderr.",
+        "FILE",
+        bare="-",
+    ),
+    OptionSpec(
+        "trace_filter",
+        ("--trace-filter",),
+        str,
+        "Trace only these hypercalls (comma-separated names, e.g. send,recv, or numbers).",
+        "NAMES",
+    ),
+    OptionSpec(
+        "plugin",
+        ("--plugin",),
+        str,
+        "Load FILE.py and call its setup(vm): hypercalls, channels and hooks in Python. Repeatable.",
+        "FILE.py",
+        repeat=True,
+    ),
+    OptionSpec(
         "no_seccomp",
         ("--no-seccomp",),
         bool,
@@ -67,8 +92,17 @@ class RunOptions:
     channel: list[str] = field(default_factory=list)
     stats: bool = False
     stats_json: str | None = None
+    trace: str | None = None
+    trace_filter: str | None = None
+    plugin: list[str] = field(default_factory=list)
     no_seccomp: bool = False
     extra: dict = field(default_factory=dict)
+
+
+def expand_bare_flags(args: list[str]) -> list[str]:
+    """``--trace`` alone becomes ``--trace=-``, so both parsers see a flag with a value."""
+    bare = {flag: spec.bare for spec in RUN_OPTIONS if spec.bare is not None for flag in spec.flags}
+    return [f"{arg}={bare[arg]}" if arg in bare else arg for arg in args]
 
 
 def parse_run_fast(args: list[str]) -> RunOptions | None:

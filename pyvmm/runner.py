@@ -58,6 +58,18 @@ def run_guest(opts: RunOptions) -> int:
     except GuestBuildError as e:
         return fail(str(e))
 
+    from pyvmm.extensions import Extensions
+    from pyvmm.plugins import PluginError, load
+
+    ext = Extensions(first_channel_handle=1 + len(channels))
+    for path in opts.plugin:
+        try:
+            load(path, ext, opts)
+        except PluginError as e:
+            return fail(str(e))
+    if opts.trace_filter is not None and opts.trace is None:
+        return fail("--trace-filter needs --trace")
+
     from pyvmm.machine import Machine, MachineConfig, MachineError, RunResult, StopReason
 
     config = MachineConfig(
@@ -69,6 +81,7 @@ def run_guest(opts: RunOptions) -> int:
         channels=channels,
         stats=opts.stats or opts.stats_json is not None,
         kvm_path=os.environ.get("PYVMM_KVM_DEVICE", "/dev/kvm"),
+        extra_channels=ext.devices(),
     )
     try:
         machine = Machine(config)
@@ -76,6 +89,15 @@ def run_guest(opts: RunOptions) -> int:
         return fail(str(e))
     except OSError as e:  # the host ran out of something while building (EMFILE, ENOMEM): not a crash
         return fail(f"cannot build the VM: {e.strerror or e}")
+    ext.attach(machine)
+    if opts.trace is not None:
+        from pyvmm.trace import TraceError, Tracer
+
+        try:
+            Tracer.open(opts.trace, machine, opts.trace_filter).attach(machine)
+        except TraceError as e:
+            machine.close()
+            return fail(str(e))
 
     def on_signal(signum, frame):
         machine.request_stop(RunResult(StopReason.SIGNAL, exit_code=128 + signum, signal=signum))
@@ -103,6 +125,10 @@ def run_guest(opts: RunOptions) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         machine.close()
+    if ext.hooks["stop"]:
+        from pyvmm.api import result_of
+
+        ext.stopped(result_of(result, machine))
     if machine.metrics is not None:
         status = _report_stats(machine.metrics, opts, stats_file)
         if status:

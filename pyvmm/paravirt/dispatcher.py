@@ -27,9 +27,11 @@ Handler = Callable[["Vcpu", int, int, int, int, int], int]
 
 
 class HypercallError(Exception):
-    """Raised by a handler to fail the hypercall with ``-errno``."""
+    """Raised by a handler to fail the hypercall with ``-errno`` (an :class:`Errno`;
+    public as ``pyvmm.HypercallError``)."""
 
-    def __init__(self, err: Errno, why: str = "") -> None:
+    def __init__(self, err: Errno | int, why: str = "") -> None:
+        err = Errno(err)
         super().__init__(f"{err.name}: {why}" if why else err.name)
         self.errno = err
 
