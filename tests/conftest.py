@@ -11,30 +11,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-KVM_DEVICE = "/dev/kvm"
 
 
-def _kvm_unavailable() -> str | None:
-    if not os.path.exists(KVM_DEVICE):
-        return f"{KVM_DEVICE} is absent on this machine"
-    if not os.access(KVM_DEVICE, os.R_OK | os.W_OK):
-        return f"no read/write permission on {KVM_DEVICE}"
-    return None
-
-
-def pytest_collection_modifyitems(config, items):
-    reason = _kvm_unavailable()
-    if reason is None:
-        return
-    skip = pytest.mark.skip(reason=f"KVM test skipped: {reason}")
-    for item in items:
-        if "kvm" in item.keywords:
-            item.add_marker(skip)
-
-
-def pytest_report_header(config):
-    reason = _kvm_unavailable()
-    return f"pyvmm: KVM tests {'SKIPPED: ' + reason if reason else 'run on ' + KVM_DEVICE}"
+# The kvm marker (skip where /dev/kvm is unusable) and the pyvmm_vm fixture come from pyvmm's
+# own pytest plugin (pyvmm/pytest_plugin.py), loaded through its pytest11 entry point.
 
 
 @pytest.fixture(scope="session")

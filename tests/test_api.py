@@ -86,7 +86,7 @@ def test_examples_run(example):
         assert "ext 64: 12 buf=PING" in run.stdout
 
 
-def test_a_broken_python_channel_is_eio_for_the_guest_not_a_crash():
+def test_a_broken_python_channel_is_eio_for_the_guest_not_a_crash(pyvmm_vm):
     """A channel whose recv has the wrong signature (a bug in the prototype): the guest's
     RECV gets -EIO, counted on the guard, and the VM runs on to its own exit."""
 
@@ -100,8 +100,6 @@ def test_a_broken_python_channel_is_eio_for_the_guest_not_a_crash():
         def recv(self, size, offset):
             return b"x"[:size]  # slicing by a memoryview: TypeError
 
-    with pyvmm.VM(cmdline="test=request msg=hi", timeout=60) as vm:
-        vm.add_channel(Broken())
-        result = vm.run()
-    assert "request: recv -> -5" in vm.console_output.decode()
-    assert result.reason is pyvmm.StopReason.SHUTDOWN, result
+    guest = pyvmm_vm(cmdline="test=request msg=hi", channels=[Broken()], timeout=60)
+    guest.expect("request: recv -> -5")
+    assert guest.wait().reason is pyvmm.StopReason.SHUTDOWN
