@@ -1,4 +1,4 @@
-"""The ``pyvmm`` command line (typer): ``run``, ``bench``, ``info``.
+"""The ``pyvmm`` command line (typer): ``run``, ``bench``, ``info``, ``sdk``, ``new``.
 
 The console-script entry point is :func:`pyvmm.__main__.main`, which sends
 plain ``pyvmm run`` invocations straight to :func:`pyvmm.runner.run_guest` so
@@ -7,6 +7,7 @@ a boot does not pay for importing typer (see :mod:`pyvmm.options`).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -124,3 +125,40 @@ def bench(
             list_classes=list_classes,
         )
     )
+
+
+@app.command()
+def sdk(
+    cflags: Annotated[bool, typer.Option("--cflags", help="Compiler flags (and the include directory).")] = False,
+    ldflags: Annotated[bool, typer.Option("--ldflags", help="Linker flags (and the link script).")] = False,
+    sources: Annotated[bool, typer.Option("--sources", help="The entry and C library sources to build in.")] = False,
+    include: Annotated[bool, typer.Option("--include", help="The include directory.")] = False,
+) -> None:
+    """Print what gcc needs to build a guest against the ABI: the SDK shipped with pyvmm."""
+    from pyvmm import sdk as guest_sdk
+
+    words = []
+    if cflags:
+        words.append(guest_sdk.cflags())
+    if ldflags:
+        words.append(guest_sdk.ldflags())
+    if sources:
+        words.append(guest_sdk.sources())
+    if include:
+        words.append(guest_sdk.INCLUDE_DIR)
+    if not words:
+        words.append(f"{guest_sdk.SDK_DIR}  (give --cflags, --ldflags, --sources or --include)")
+    print(" ".join(words))
+
+
+@app.command()
+def new(directory: Annotated[str, typer.Argument(help="Where to write the guest.", metavar="DIR")]) -> None:
+    """Write a hello-world guest (hello.c and a Makefile using `pyvmm sdk`) into DIR."""
+    from pyvmm import sdk as guest_sdk
+
+    try:
+        guest_sdk.new_project(directory)
+    except guest_sdk.SdkError as e:
+        print(f"pyvmm: error: {e}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    print(f"wrote {directory}/hello.c and {directory}/Makefile: make -C {directory} run")
