@@ -45,6 +45,9 @@ __all__ = [
     "VmError",
 ]
 
+#: Bytes a pipe always holds without blocking (Linux's default pipe is 64 KiB; POSIX promises 4 KiB).
+_PIPE_BUF_MIN = 4096
+
 #: ``VM(stdin=PIPE)``: the guest's console input comes from :meth:`VM.write_console`.
 PIPE = -1
 
@@ -307,6 +310,9 @@ class VM:
             if self._stdin != PIPE:
                 raise VmError("stdin is bytes or pyvmm.PIPE")
             self._stdin_w = w
+            return r
+        if len(self._stdin) <= _PIPE_BUF_MIN:  # fits in the pipe: no thread (the common, empty case)
+            _feed(w, self._stdin)
             return r
         # A thread, as the guest may read less than a pipe holds; it ends with EPIPE at close.
         threading.Thread(target=_feed, args=(w, self._stdin), name="pyvmm-stdin", daemon=True).start()

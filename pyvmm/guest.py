@@ -34,6 +34,7 @@ def _fingerprint(src: str) -> str:
     6 ms). Any edit, checkout or copy changes a size or an mtime, so it rebuilds.
     """
     entries = []
+    skip = len(src) + 1  # the path relative to src, without relpath's cost
     stack = [src]
     while stack:
         with os.scandir(stack.pop()) as it:
@@ -43,7 +44,7 @@ def _fingerprint(src: str) -> str:
                         stack.append(entry.path)
                 elif entry.is_file():
                     st = entry.stat()
-                    entries.append(f"{os.path.relpath(entry.path, src)}\0{st.st_size}\0{st.st_mtime_ns}")
+                    entries.append(f"{entry.path[skip:]}\0{st.st_size}\0{st.st_mtime_ns}")
     entries.sort()
     blob = "\n".join(entries).encode()
     return f"{zlib.crc32(blob):08x}{len(entries):04x}"

@@ -55,6 +55,9 @@ class BenchClass:
     ratio: bool = True
     #: Needs the ``null`` class of the same run (its target is a ratio to it).
     vs_null: bool = False
+    #: What the host adds through :mod:`pyvmm.extensions` before the run: "ext" a Python
+    #: extension hypercall that returns 0, "hook" an after-hypercall hook that does nothing.
+    host: str | None = None
 
 
 KIB = 1024
@@ -66,6 +69,16 @@ _AS = Feature.ADDRESS_SPACES
 CLASSES: tuple[BenchClass, ...] = (
     # -- pyvmm's hypercalls, through the default run loop and the Python dispatcher
     BenchClass("null", "NULL hypercall", Group.PYVMM, guest="null"),
+    BenchClass(
+        "ext-null",
+        "extension hypercall in Python, returns 0",
+        Group.PYVMM,
+        guest="ext-null",
+        features=Feature.EXTENSIONS,
+        host="ext",
+        vs_null=True,
+    ),
+    BenchClass("null-hook", "NULL with a no-op hypercall hook", Group.PYVMM, guest="null", host="hook", vs_null=True),
     *(
         BenchClass(f"send-{label}", f"SEND {label} to a null sink", Group.PYVMM, guest="send", size=n, bytes_per_op=n)
         for label, n in (("0", 0), ("64", 64), ("4k", 4 * KIB), ("64k", 64 * KIB), ("1m", MIB))

@@ -115,6 +115,19 @@ class Skip(Exception):  # noqa: N818 - control flow
     """The class cannot run here; the message says why."""
 
 
+def _add_host_extras(kind: str, machine) -> None:
+    """What a user adds through the public API (:mod:`pyvmm.extensions`), doing nothing."""
+    from pyvmm.extensions import Extensions
+    from pyvmm.paravirt.abi import EXT_BASE
+
+    ext = Extensions()
+    if kind == "ext":
+        ext.hypercall(EXT_BASE, lambda vcpu_id, args, memory: 0)
+    elif kind == "hook":
+        ext.on("hypercall", lambda vcpu_id, nr, args, result, ns: None)
+    ext.attach(machine)
+
+
 def run_guest(cls: BenchClass, p: Params, kernel: Path) -> GuestRun:
     """Boot the bundled kernel with ``test=bench`` for *cls* and collect its samples (ns)."""
     from pyvmm.bench.loops import LOOPS
@@ -152,6 +165,8 @@ def run_guest(cls: BenchClass, p: Params, kernel: Path) -> GuestRun:
             if cls.guest == "ioeventfd":
                 efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
                 machine.vm.ioeventfd(efd, IOEVENTFD_PORT, 4)
+            if cls.host is not None:
+                _add_host_extras(cls.host, machine)
             if cls.loop == "stats":
                 machine.metrics = Metrics(keep_samples=True)
                 machine.loop = stats_loop(machine.metrics)
