@@ -78,7 +78,7 @@ CLASSES: tuple[BenchClass, ...] = (
         host="ext",
         vs_null=True,
     ),
-    BenchClass("null-hook", "NULL with a no-op hypercall hook", Group.PYVMM, guest="null", host="hook", vs_null=True),
+    BenchClass("hooked-null", "NULL with a no-op hypercall hook", Group.PYVMM, guest="null", host="hook", vs_null=True),
     *(
         BenchClass(f"send-{label}", f"SEND {label} to a null sink", Group.PYVMM, guest="send", size=n, bytes_per_op=n)
         for label, n in (("0", 0), ("64", 64), ("4k", 4 * KIB), ("64k", 64 * KIB), ("1m", MIB))
