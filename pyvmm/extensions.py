@@ -124,6 +124,14 @@ def _adapt(fn: PyHypercall, mem: GuestMemory):
     return handler
 
 
+def format_errors(machine: Machine) -> str | None:
+    """``--stats``' line for the user's code that failed (extension handlers and Python
+    channels whose exceptions became ``-EIO``); None when nothing did."""
+    parts = [f"nr{EXT_BASE + i}={n}" for i, n in enumerate(machine.dispatcher.extension_errors) if n]
+    parts += [f"{ch.name}={ch.errors}" for ch in machine.channels if isinstance(ch, GuardedChannel) and ch.errors]
+    return f"pyvmm: stats: -EIO from exceptions in Python: {' '.join(parts)}" if parts else None
+
+
 class GuardedChannel(Channel):
     """A user's channel as the guest reaches it: an exception other than
     :class:`ChannelError` (a bug in the prototype) is ``-EIO`` for the guest, counted in

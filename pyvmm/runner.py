@@ -135,6 +135,11 @@ def run_guest(opts: RunOptions) -> int:
             return status
     if opts.stats:
         print(format_stats(machine), file=sys.stderr)
+        from pyvmm.extensions import format_errors
+
+        errors = format_errors(machine)
+        if errors:
+            print(errors, file=sys.stderr)
     if result.reason is StopReason.CRASH and result.crash is not None:
         print(result.crash.format(), file=sys.stderr)
     elif result.reason is StopReason.TIMEOUT:

@@ -116,6 +116,7 @@ def test_a_plugin_is_contained(tmp_path):
             vm.hypercall(pyvmm.EXT_BASE, peek)
         """,
     )
-    run = pyvmm("run", "--plugin", path, "--cmdline", "test=ext")
+    run = pyvmm("run", "--plugin", path, "--cmdline", "test=ext", "--stats")
     assert run.returncode == 0, run
     assert "ext 64: -5 buf=ping" in run.stdout
+    assert "pyvmm: stats: -EIO from exceptions in Python: nr64=1" in run.stderr

@@ -98,6 +98,8 @@ def test_from_a_built_wheel_in_a_fresh_venv(tmp_path):
     for example in ("ext_hypercall.py", "kv_channel.py"):
         run = user(str(py), str(ROOT / "examples" / example))
         assert run.returncode == 0, (example, run)
+    run = user("pyvmm", "run", "--plugin", str(ROOT / "examples" / "plugin_shout.py"), "--cmdline", "test=ext")
+    assert run.returncode == 0 and "ext 64: 12 buf=PING" in run.stdout, run
     shutil.copy(ROOT / "examples" / "test_guest.py", home / "test_guest.py")
     run = user(str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_guest.py")
     assert run.returncode == 0 and "2 passed" in run.stdout, run.stdout + run.stderr
