@@ -58,15 +58,17 @@ def run_guest(opts: RunOptions) -> int:
     except GuestBuildError as e:
         return fail(str(e))
 
-    from pyvmm.extensions import Extensions
-    from pyvmm.plugins import PluginError, load
+    ext = None  # plugins only: a plain run imports none of their machinery
+    if opts.plugin:
+        from pyvmm.extensions import Extensions
+        from pyvmm.plugins import PluginError, load
 
-    ext = Extensions(first_channel_handle=1 + len(channels))
-    for path in opts.plugin:
-        try:
-            load(path, ext, opts)
-        except PluginError as e:
-            return fail(str(e))
+        ext = Extensions(first_channel_handle=1 + len(channels))
+        for path in opts.plugin:
+            try:
+                load(path, ext, opts)
+            except PluginError as e:
+                return fail(str(e))
     if opts.trace_filter is not None and opts.trace is None:
         return fail("--trace-filter needs --trace")
 
@@ -81,7 +83,7 @@ def run_guest(opts: RunOptions) -> int:
         channels=channels,
         stats=opts.stats or opts.stats_json is not None,
         kvm_path=os.environ.get("PYVMM_KVM_DEVICE", "/dev/kvm"),
-        extra_channels=ext.devices(),
+        extra_channels=ext.devices() if ext else (),
     )
     try:
         machine = Machine(config)
@@ -89,7 +91,8 @@ def run_guest(opts: RunOptions) -> int:
         return fail(str(e))
     except OSError as e:  # the host ran out of something while building (EMFILE, ENOMEM): not a crash
         return fail(f"cannot build the VM: {e.strerror or e}")
-    ext.attach(machine)
+    if ext:
+        ext.attach(machine)
     if opts.trace is not None:
         from pyvmm.trace import TraceError, Tracer
 
@@ -125,7 +128,7 @@ def run_guest(opts: RunOptions) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         machine.close()
-    if ext.hooks["stop"]:
+    if ext and ext.hooks["stop"]:
         from pyvmm.api import result_of
 
         ext.stopped(result_of(result, machine))
