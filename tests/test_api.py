@@ -103,3 +103,20 @@ def test_a_broken_python_channel_is_eio_for_the_guest_not_a_crash(pyvmm_vm):
     guest = pyvmm_vm(cmdline="test=request msg=hi", channels=[Broken()], timeout=60)
     guest.expect("request: recv -> -5")
     assert guest.wait().reason is pyvmm.StopReason.SHUTDOWN
+
+
+def test_before_and_exit_hooks_see_what_the_guest_did():
+    """before_hypercall sees SHUTDOWN (which has no after); exit sees the triple fault."""
+    from pyvmm.kvm.constants import ExitReason
+    from pyvmm.paravirt.abi import Hypercall
+
+    before, exits = [], []
+    with pyvmm.VM(cmdline="exit=4") as vm:
+        vm.on("before_hypercall", lambda vcpu, nr, args: before.append((nr, args[0])))
+        assert vm.run(timeout=30).exit_code == 4
+    assert before[-1] == (Hypercall.SHUTDOWN, 4)
+    with pyvmm.VM(cmdline="test=crash") as vm:
+        vm.on("exit", lambda vcpu, reason: exits.append(reason))
+        result = vm.run(timeout=30)
+    assert result.reason is pyvmm.StopReason.CRASH
+    assert exits == [ExitReason.SHUTDOWN]
