@@ -6,6 +6,9 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
+    from pyvmm.stdfds import reserve_std_fds
+
+    reserve_std_fds()  # before anything opens a file: see pyvmm.stdfds
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == ["run"]:
         from pyvmm.options import expand_bare_flags, parse_run_fast

@@ -1,0 +1,44 @@
+"""Careless input, round two (issue 10): closed std fds, blocked consoles, odd files and numbers.
+
+Every test runs the real CLI in a subprocess on /dev/kvm with the bundled guest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.kvm
+
+PYVMM = [sys.executable, "-m", "pyvmm"]
+
+
+def _sh(script: str, *, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run *script* with ``$PYVMM`` set to the CLI, so redirections like ``<&-`` apply to it."""
+    env = {**os.environ, "PYVMM": " ".join(PYVMM)}
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+
+
+# -- fds 0/1/2 closed at start ---------------------------------------------------------------
+def test_closed_stdin_reads_as_end_of_input(tmp_path):
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"\0" * 4096)
+    # With fd 0 closed, /dev/kvm or the disk used to become "stdin": RECV returned -EIO.
+    run = _sh(f"exec $PYVMM run --cmdline test=consread --disk {disk} --timeout 30 <&-")
+    assert run.returncode == 0, run
+    assert "consread: end of input after 0 bytes" in run.stdout
+
+
+def test_closed_stdout_discards_console_output(tmp_path):
+    stats = tmp_path / "stats.json"
+    # With fd 1 closed, /dev/kvm took its number and the banner's SEND failed (-EIO).
+    run = _sh(f"exec $PYVMM run --stats-json {stats} --timeout 30 >&- 2>&-")
+    assert run.returncode == 0, run
+    send = json.loads(stats.read_text())["hypercalls"]["SEND"]
+    assert send["count"] >= 1 and send["errors"] == 0, send
