@@ -72,6 +72,15 @@ def run_guest(opts: RunOptions) -> int:
     if opts.trace_filter is not None and opts.trace is None:
         return fail("--trace-filter needs --trace")
 
+    stats_file = None
+    if opts.stats_json is not None:
+        from pyvmm.reportfile import ReportFileError, open_report_file
+
+        try:  # before the build (a mistake costs nothing) and before seccomp (which refuses open)
+            stats_file = open_report_file(opts.stats_json)
+        except ReportFileError as e:
+            return fail(f"--stats-json: {e}")
+
     from pyvmm.machine import Machine, MachineConfig, MachineError, RunResult, StopReason
 
     config = MachineConfig(
@@ -88,8 +97,10 @@ def run_guest(opts: RunOptions) -> int:
     try:
         machine = Machine(config)
     except (KvmError, LoaderError, MachineError) as e:
+        _discard(stats_file)
         return fail(str(e))
     except OSError as e:  # the host ran out of something while building (EMFILE, ENOMEM): not a crash
+        _discard(stats_file)
         return fail(f"cannot build the VM: {e.strerror or e}")
     if ext:
         ext.attach(machine)
@@ -100,18 +111,12 @@ def run_guest(opts: RunOptions) -> int:
             Tracer.open(opts.trace, machine, opts.trace_filter).attach(machine)
         except TraceError as e:
             machine.close()
+            _discard(stats_file)
             return fail(str(e))
 
     def on_signal(signum, frame):
         machine.request_stop(RunResult(StopReason.SIGNAL, exit_code=128 + signum, signal=signum))
 
-    stats_file = None
-    if opts.stats_json is not None:
-        try:  # opened now: once the seccomp filter is loaded no file can be opened
-            stats_file = open(opts.stats_json, "w")
-        except OSError as e:
-            machine.close()
-            return fail(f"--stats-json: cannot write {opts.stats_json}: {e.strerror}")
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     if not opts.no_seccomp:
         from pyvmm import sandbox
@@ -150,6 +155,11 @@ def run_guest(opts: RunOptions) -> int:
     elif result.reason is StopReason.SIGNAL:
         print(f"pyvmm: stopped by {signal.Signals(result.signal).name}", file=sys.stderr)
     return result.exit_code
+
+
+def _discard(stats_file) -> None:
+    if stats_file is not None:
+        stats_file.close()
 
 
 def _report_stats(metrics, opts: RunOptions, stats_file) -> int:

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, assert_one_line_error, pyvmm
 
 pytestmark = pytest.mark.kvm
 
@@ -42,3 +42,18 @@ def test_closed_stdout_discards_console_output(tmp_path):
     assert run.returncode == 0, run
     send = json.loads(stats.read_text())["hypercalls"]["SEND"]
     assert send["count"] >= 1 and send["errors"] == 0, send
+
+
+# -- report files that are not regular files ------------------------------------------------
+@pytest.mark.parametrize("command", [["run", "--stats-json"], ["bench", "--quick", "--json"]])
+def test_report_file_fifo_is_refused_before_blocking(tmp_path, command):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    # Nobody reads the FIFO: opening it for writing used to block forever (after the VM was built).
+    run = pyvmm(*command, str(fifo), timeout=30)
+    assert_one_line_error(run, "is not a regular file")
+
+
+def test_report_file_device_is_left_alone(tmp_path):
+    run = pyvmm("run", "--stats-json", "/dev/full", timeout=30)
+    assert_one_line_error(run, "--stats-json: /dev/full is not a regular file")

@@ -44,16 +44,33 @@ def bench_main(
         return _error("--iters and --reps must be at least 1, --warmup at least 0")
     if p.iters * p.reps > 4_000_000:
         return _error("--iters x --reps must be at most 4000000 samples")
+    from pyvmm.reportfile import ReportFileError, check_report_path, open_report_file
+
+    json_out = None
+    # Before the runs: a FIFO or a device named by mistake fails now, not after a minute.
+    if plot is not None:
+        try:
+            check_report_path(str(plot))
+        except ReportFileError as e:
+            return _error(f"--plot: {e}")
+    if json_file is not None:
+        try:
+            json_out = open_report_file(str(json_file))
+        except ReportFileError as e:
+            return _error(f"--json: {e}")
     try:
         classes = select(only)
         host = host_info()
         results = run_all(classes, p)
     except BenchError as e:
+        if json_out is not None:
+            json_out.close()
         return _error(str(e))
     print(format_table(results, p, host))
     try:
-        if json_file is not None:
-            write_json(json_file, to_json(results, p, host))
+        if json_out is not None:
+            with json_out:
+                write_json(json_out, to_json(results, p, host))
         if plot is not None:
             write_plot(plot, results)
     except OSError as e:

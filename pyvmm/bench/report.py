@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from pyvmm.bench.classes import BASELINE_A, Group
 from pyvmm.bench.run import Params, Result
@@ -210,8 +211,9 @@ def _fault_split_json(results: list[Result]) -> dict | None:
     }
 
 
-def write_json(path: Path, doc: dict) -> None:
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+def write_json(out: TextIO, doc: dict) -> None:
+    """Write *doc* to the open text file *out* (see :func:`pyvmm.reportfile.open_report_file`)."""
+    out.write(json.dumps(doc, indent=2) + "\n")
 
 
 def plot_available() -> bool:
