@@ -9,7 +9,13 @@ def main(argv: list[str] | None = None) -> None:
     from pyvmm.stdfds import reserve_std_fds
 
     reserve_std_fds()  # before anything opens a file: see pyvmm.stdfds
-    args = sys.argv[1:] if argv is None else argv
+    from pyvmm.brokenpipe import quiet_broken_pipe
+
+    with quiet_broken_pipe():
+        _main(sys.argv[1:] if argv is None else argv)
+
+
+def _main(args: list[str]) -> None:
     if args[:1] == ["run"]:
         from pyvmm.options import expand_bare_flags, parse_run_fast
 

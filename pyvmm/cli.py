@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from pyvmm.numbers import ascii_int
 from pyvmm.options import RUN_OPTIONS, RunOptions
 
 app = typer.Typer(
@@ -24,8 +25,24 @@ app = typer.Typer(
 _SPECS = {spec.name: spec for spec in RUN_OPTIONS}
 
 
+def _strict(parse):
+    """*parse* (raising ValueError) as a typer parser: its message shown as is, without "Value error,"."""
+
+    def parser(text):
+        if not isinstance(text, str):
+            return text  # typer passes the declared default through the parser too
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
+
+    return parser
+
+
 def _option(name: str, **kw):
     spec = _SPECS[name]
+    if spec.type not in (str, bool):
+        kw["parser"] = _strict(spec.type)  # the fast path's strict number parsers (pyvmm.numbers)
     return typer.Option(*spec.flags, help=spec.help, metavar=spec.metavar, **kw)
 
 
@@ -98,15 +115,15 @@ def bench(
     ] = None,
     iters: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option("--iters", help="Timed iterations per repetition.", metavar="N"),
+        typer.Option("--iters", help="Timed iterations per repetition.", metavar="N", parser=_strict(ascii_int)),
     ] = None,
     warmup: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option("--warmup", help="Untimed iterations first.", metavar="N"),
+        typer.Option("--warmup", help="Untimed iterations first.", metavar="N", parser=_strict(ascii_int)),
     ] = None,
     reps: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option("--reps", help="Repetitions per class.", metavar="N"),
+        typer.Option("--reps", help="Repetitions per class.", metavar="N", parser=_strict(ascii_int)),
     ] = None,
     list_classes: Annotated[bool, typer.Option("--list", help="List the benchmark classes and exit.")] = False,
 ) -> None:

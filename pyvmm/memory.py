@@ -18,7 +18,8 @@ PAGE_SIZE = 4096
 _C = TypeVar("_C", bound="ctypes.Structure | ctypes.Array")
 _U64 = (1 << 64) - 1
 
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE)
+# ASCII: \d alone would take other scripts' digits ("٦٤M" parsed as 64 MiB).
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE | re.ASCII)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 

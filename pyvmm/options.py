@@ -8,14 +8,17 @@ help and error messages. Both read :data:`RUN_OPTIONS`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
+
+from pyvmm.numbers import ascii_float, ascii_int
 
 
 class OptionSpec(NamedTuple):
     name: str  # RunOptions field
     flags: tuple[str, ...]
-    type: type
+    type: type | Callable[[str], object]  # a callable raising ValueError for a bad value
     help: str
     metavar: str = ""
     repeat: bool = False  # may be given more than once: the values collect in a list
@@ -26,8 +29,10 @@ class OptionSpec(NamedTuple):
 RUN_OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("memory", ("--memory", "-m"), str, "Guest RAM, e.g. 64M or 1G.", "SIZE"),
     OptionSpec("cmdline", ("--cmdline", "-c"), str, "Command line passed to the guest.", "TEXT"),
-    OptionSpec("timeout", ("--timeout", "-t"), float, "Stop the guest after this many seconds (exit 124).", "SECS"),
-    OptionSpec("vcpus", ("--vcpus",), int, "Number of vCPUs.", "N"),
+    OptionSpec(
+        "timeout", ("--timeout", "-t"), ascii_float, "Stop the guest after this many seconds (exit 124).", "SECS"
+    ),
+    OptionSpec("vcpus", ("--vcpus",), ascii_int, "Number of vCPUs.", "N"),
     OptionSpec(
         "disk",
         ("--disk",),

@@ -57,3 +57,55 @@ def test_report_file_fifo_is_refused_before_blocking(tmp_path, command):
 def test_report_file_device_is_left_alone(tmp_path):
     run = pyvmm("run", "--stats-json", "/dev/full", timeout=30)
     assert_one_line_error(run, "--stats-json: /dev/full is not a regular file")
+
+
+# -- a reader that goes away --------------------------------------------------------------------
+@pytest.mark.parametrize("args", [["run", "--help"], ["--help"], ["info"], ["bench", "--list"]])
+def test_closed_stdout_pipe_exits_like_sigpipe(args):
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before pyvmm writes: like `| head -1` that has exited
+    try:
+        proc = subprocess.run([*PYVMM, *args], stdout=write_end, stderr=subprocess.PIPE, timeout=60, cwd=ROOT)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141, proc  # 128 + SIGPIPE, what a shell shows for other tools
+    assert proc.stderr == b"", proc.stderr
+
+
+# -- disks given twice, or that are not disks -----------------------------------------------
+def test_hard_linked_disk_is_the_same_file_twice(tmp_path):
+    disk = tmp_path / "disk.img"
+    disk.write_bytes(b"\0" * 4096)
+    os.link(disk, tmp_path / "alias.img")
+    run = pyvmm("run", "--disk", str(disk), "--disk", str(tmp_path / "alias.img"))
+    assert_one_line_error(run, "the same file is given twice")
+
+
+@pytest.mark.parametrize("path", ["/proc/self/mem", "/proc/self/environ", "EMPTY"])
+def test_zero_size_disk_is_refused(tmp_path, path):
+    if path == "EMPTY":
+        path = str(tmp_path / "empty.img")
+        open(path, "w").close()
+    assert_one_line_error(pyvmm("run", "--disk", path), f"--disk {path}: is empty (0 bytes)")
+
+
+# -- numbers: ASCII digits only -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["run", "--memory", "\u0666\u0664M"], "--memory"),  # Arabic-Indic 64
+        (["run", "-m", "\uff16\uff14M"], "--memory"),  # fullwidth 64
+        (["run", "--vcpus", "\u0662"], "--vcpus"),
+        (["run", "--vcpus=1_0"], "--vcpus"),
+        (["run", "--vcpus", " 2"], "--vcpus"),
+        (["run", "--timeout", "\u0661\u0660"], "--timeout"),
+        (["run", "--timeout", "inf"], "--timeout"),
+        (["run", "--timeout", "nan"], "--timeout"),
+        (["run", "--timeout", "1e999"], "--timeout"),
+        (["bench", "--quick", "--iters", "\u0663"], "--iters"),
+        (["bench", "--quick", "--reps", "1_0"], "--reps"),
+        (["bench", "--quick", "--warmup", "\u0661"], "--warmup"),
+    ],
+)
+def test_numbers_take_ascii_digits_only(args, flag):
+    assert_one_line_error(pyvmm(*args, timeout=30), flag)

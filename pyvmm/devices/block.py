@@ -60,6 +60,12 @@ class BlockDevice(Channel):
             except BlockingIOError:
                 raise DeviceError(f"--disk {path}: in use by another VM") from None
             size = st.st_size if stat.S_ISREG(st.st_mode) else os.lseek(fd, 0, os.SEEK_END)
+            if size == 0:
+                # Also what /proc files (/proc/self/mem...) look like: a disk of nothing is a mistake.
+                raise DeviceError(
+                    f"--disk {path}: is empty (0 bytes); a disk's size is its file's: "
+                    "create it with one (e.g. truncate -s 64M FILE)"
+                )
         except BaseException:
             os.close(fd)
             raise

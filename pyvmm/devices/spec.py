@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from typing import NamedTuple
 
 from pyvmm.paravirt import abi
@@ -64,6 +65,18 @@ def check_name(name: str, flag: str) -> None:
         raise SpecError(f"{flag} {name!r}: channel names use only letters, digits, '_', '.' and '-'")
 
 
+def _file_identity(path: str) -> object:
+    """What makes two paths one disk: the inode (hard links, symlinks), or the device a
+    block-device node names; the resolved path when it cannot be stat'ed (opening reports why)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)
+    if stat.S_ISBLK(st.st_mode):
+        return ("block", st.st_rdev)
+    return (st.st_dev, st.st_ino)
+
+
 def build_specs(disks: list[str], channels: list[str]) -> tuple[ChannelSpec, ...]:
     """All channel specs in handle order (disks first, then streams), checked together."""
     specs: list[ChannelSpec] = []
@@ -72,10 +85,12 @@ def build_specs(disks: list[str], channels: list[str]) -> tuple[ChannelSpec, ...
             raise SpecError("--disk: the path is empty")
         specs.append(DiskSpec(f"disk{i}", path))
     specs += [parse_channel(text) for text in channels]
-    paths = [os.path.realpath(path) for path in disks]
-    for i, path in enumerate(paths):
-        if path in paths[:i]:
-            raise SpecError(f"--disk {disks[i]}: the same file is given twice")
+    seen_files: dict[object, str] = {}
+    for path in disks:
+        key = _file_identity(path)
+        if key in seen_files:
+            raise SpecError(f"--disk {path}: the same file is given twice (also as {seen_files[key]})")
+        seen_files[key] = path
     seen = {"console"}
     for spec in specs:
         if spec.name in seen:
