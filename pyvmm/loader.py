@@ -137,8 +137,18 @@ class ElfImage:
     image: bytes = field(repr=False)
     segments: list[tuple[Segment, int]] = field(repr=False)  # (segment, file offset)
 
-    def load(self, mem: GuestMemory, *, reserved_end: int) -> LoadedElf:
-        """Copy the PT_LOAD segments into *mem*; they must lie in ``[reserved_end, mem.size)``."""
+    def load(self, mem: GuestMemory, *, reserved_end: int, zeroed: bool = False) -> LoadedElf:
+        """Copy the PT_LOAD segments into *mem*; they must lie in ``[reserved_end, mem.size)``.
+
+        Each segment's ``.bss`` (``memsz`` past ``filesz``) must read as zero. Pass
+        *zeroed* when the segments' memory is known to be zero already (a fresh
+        anonymous mapping, as :class:`~pyvmm.machine.Machine` loads into): then
+        nothing is written there, so a guest declaring a 2000 MiB ``.bss`` costs
+        no host memory and no time. Segments never overlap (:func:`read_elf`
+        refuses that), so no segment's file bytes lie under another's ``.bss``:
+        only memory written before the load (a reused *mem*) could be non-zero, and
+        without *zeroed* it is cleared in bounded chunks, never one host allocation.
+        """
         path = self.path
         for seg, _ in self.segments:
             if seg.gpa < reserved_end:
@@ -152,8 +162,8 @@ class ElfImage:
                 )
         for seg, offset in self.segments:
             mem.write(seg.gpa, self.image[offset : offset + seg.filesz])
-            if seg.memsz > seg.filesz:
-                mem.write(seg.gpa + seg.filesz, bytes(seg.memsz - seg.filesz))
+            if not zeroed:
+                _zero(mem, seg.gpa + seg.filesz, seg.memsz - seg.filesz)
         return LoadedElf(path, self.entry, [seg for seg, _ in self.segments], self.image)
 
 
@@ -196,6 +206,22 @@ def _read_image(path: str) -> bytes:
         raise LoaderError(f"{path}: cannot read ({e.strerror})") from None
     finally:
         os.close(fd)
+
+
+#: The zero-filling buffer's size: the host allocation is this, whatever the ``.bss`` size.
+_ZERO_CHUNK = 1 << 20
+
+
+def _zero(mem: GuestMemory, gpa: int, length: int) -> None:
+    """Write *length* zero bytes at *gpa*, one bounded chunk at a time."""
+    if length <= 0:
+        return
+    chunk = bytes(min(length, _ZERO_CHUNK))
+    end = gpa + length
+    while gpa < end:
+        n = min(len(chunk), end - gpa)
+        mem.write(gpa, memoryview(chunk)[:n])
+        gpa += n
 
 
 def read_elf(path: str | Path) -> ElfImage:

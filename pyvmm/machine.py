@@ -204,7 +204,8 @@ class Machine:
         own.callback(mem.close)
         vm.set_user_memory_region(0, 0, mem.size, mem.host_address)
         own.callback(self._delete_memslot)  # before the unmap above: closing runs last-in first
-        self.elf: LoadedElf = self.image.load(mem, reserved_end=Layout.RESERVED_END)
+        # zeroed: the mapping is fresh anonymous memory, nothing written yet: .bss costs nothing.
+        self.elf: LoadedElf = self.image.load(mem, reserved_end=Layout.RESERVED_END, zeroed=True)
 
         nx = has_nx(supported)
         self.pt_pool = FramePool(mem, Layout.PAGE_TABLE_POOL, Layout.RESERVED_END)

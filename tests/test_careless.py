@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 
@@ -109,3 +110,62 @@ def test_zero_size_disk_is_refused(tmp_path, path):
 )
 def test_numbers_take_ascii_digits_only(args, flag):
     assert_one_line_error(pyvmm(*args, timeout=30), flag)
+
+
+# -- a huge .bss ------------------------------------------------------------------------------
+# mov eax, 1 (SHUTDOWN); mov edi, 42; out 0xf5, eax; hlt
+_SHUTDOWN_42 = b"\xb8\x01\x00\x00\x00\xbf\x2a\x00\x00\x00\xe7\xf5\xf4"
+
+
+def _elf_with_bss(path, bss: int) -> None:
+    """A static ELF64 whose one RWX segment at 2 MiB holds the code above and *bss* zero bytes."""
+    entry, phoff = 0x200000, 64
+    ident = b"\x7fELF" + bytes([2, 1, 1]) + bytes(9)
+    ehdr = struct.pack("<16sHHIQQQIHHHHHH", ident, 2, 62, 1, entry, phoff, 0, 0, 64, 56, 1, 0, 0, 0)
+    code = _SHUTDOWN_42
+    data_off = phoff + 56
+    phdr = struct.pack("<IIQQQQQQ", 1, 7, data_off, entry, entry, len(code), len(code) + bss, 0x1000)
+    path.write_bytes(ehdr + phdr + code)
+
+
+_MEASURE = """
+import resource, subprocess, sys
+limit = int(sys.argv[1])
+def set_limit():
+    if limit:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+proc = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=set_limit)
+sys.stderr.buffer.write(proc.stderr)
+print(proc.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+"""
+
+
+def _run_measured(args, *, limit_as: int = 0) -> tuple[int, str, int]:
+    """(exit status, stderr, peak RSS in bytes) of one pyvmm run, under RLIMIT_AS *limit_as* if set."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(limit_as), *PYVMM, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    status, rss = proc.stdout.split()
+    return int(status), proc.stderr, int(rss)
+
+
+def test_huge_bss_costs_no_host_memory(tmp_path):
+    elf = tmp_path / "bss.elf"
+    _elf_with_bss(elf, 2000 << 20)
+    status, err, rss = _run_measured(["run", str(elf), "--memory", "2048M"])
+    assert status == 42, err
+    # Zeroing the .bss on the host used to cost 2000 MiB of RSS (and 11 s): now it is not touched.
+    assert rss < 400 << 20, rss
+
+
+def test_huge_bss_under_a_small_address_space_limit(tmp_path):
+    elf = tmp_path / "bss.elf"
+    _elf_with_bss(elf, 1000 << 20)
+    # Room for guest RAM and pyvmm itself, not for a second, host-side copy of the .bss.
+    status, err, _ = _run_measured(["run", str(elf), "--memory", "1088M"], limit_as=(1088 + 800) << 20)
+    assert "MemoryError" not in err and "Traceback" not in err, err
+    assert status == 42, err

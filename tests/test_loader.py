@@ -108,3 +108,12 @@ def test_missing_file_and_directory(tmp_path):
         read_elf(tmp_path / "absent.elf")
     with pytest.raises(LoaderError, match="is a directory"):
         read_elf(tmp_path)
+
+
+def test_zeroed_memory_gets_no_bss_writes(tmp_path, mem):
+    """``zeroed=True`` (fresh guest RAM, as the machine loads into) writes nothing past filesz."""
+    mem.write(0x200004, b"\xff" * 8)  # a stale byte would survive: proof that nothing was written
+    load_elf_image = read_elf(_write(tmp_path, _elf([CODE])))
+    load_elf_image.load(mem, reserved_end=RESERVED, zeroed=True)
+    assert mem.read(0x200000, 4) == b"\xf4" * 4
+    assert mem.read(0x200004, 8) == b"\xff" * 8
