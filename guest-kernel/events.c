@@ -19,9 +19,10 @@ static struct {
  * guests keep a per-CPU port mask). 0xff = not bound here. */
 static uint8_t port_cpu[PVM_NR_PORTS];
 
-/* Secondary stacks: 16 KiB each for up to 16 CPUs (more CPUs: give them stacks here). */
+/* Secondary stacks: 16 KiB for every vCPU pyvmm can give a VM (PVM_MAX_VCPUS - 1 secondaries,
+ * about 1 MiB of .bss, which pyvmm maps without touching the host's memory). */
 #define SMP_STACK 16384
-#define SMP_STACKS 16
+#define SMP_STACKS (PVM_MAX_VCPUS - 1)
 static uint8_t smp_stacks[SMP_STACKS][SMP_STACK] __attribute__((aligned(16)));
 static void (*smp_fn[PVM_MAX_VCPUS])(unsigned);
 

@@ -169,3 +169,14 @@ def test_huge_bss_under_a_small_address_space_limit(tmp_path):
     status, err, _ = _run_measured(["run", str(elf), "--memory", "1088M"], limit_as=(1088 + 800) << 20)
     assert "MemoryError" not in err and "Traceback" not in err, err
     assert status == 42, err
+
+
+# -- as many vCPUs as pyvmm allows -------------------------------------------------------------
+def test_smpid_with_the_most_vcpus_pyvmm_allows():
+    from pyvmm.paravirt.abi import MAX_VCPUS
+
+    # The bundled kernel had stacks for 16 secondaries: vCPU 17 never started, smpid spun until --timeout.
+    run = pyvmm("run", "--vcpus", str(MAX_VCPUS), "--cmdline", "test=smpid", "--timeout", "90", timeout=150)
+    assert run.returncode == 0, run
+    for cpu in range(MAX_VCPUS):
+        assert f"smpid: vcpu {cpu} says {cpu}\n" in run.stdout

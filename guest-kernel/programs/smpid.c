@@ -15,8 +15,13 @@ static int smpid_main(void)
 {
     unsigned n = boot_info->nr_vcpus;
     report(0);
-    for (unsigned c = 1; c < n; c++)
-        smp_start(c, report);
+    for (unsigned c = 1; c < n; c++) {
+        long r = smp_start(c, report);
+        if (r) { /* waiting for a vCPU that never starts would spin until --timeout */
+            kprintf("smpid: vcpu_up(%u) = %ld: FAIL\n", c, r);
+            return 100;
+        }
+    }
     while (count < n)
         pvm_yield();
     int bad = 0;
