@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import zlib
 
-from pyvmm.guest import cache_root
+from pyvmm.guest import cache_root, unusable_cache
 
 _PYVMM_DIR = os.path.dirname(os.path.abspath(__file__))
 _HEADER = os.path.join(_PYVMM_DIR, "hypercall_exit.h")
@@ -44,8 +44,11 @@ def shared_library(source: str, name: str) -> str:
 
     if shutil.which("gcc") is None:
         raise CBuildError(f"gcc is needed to build {stem}.c: install it (e.g. apt-get install gcc)")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(out))
+    try:
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(out))
+    except OSError as e:
+        raise CBuildError(unusable_cache(os.path.dirname(out), e)) from None
     os.close(fd)
     try:
         cmd = ["gcc", "-O2", "-shared", "-fPIC", "-Wall", "-Werror", f"-I{_PYVMM_DIR}", "-o", tmp, source]

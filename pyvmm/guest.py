@@ -57,6 +57,25 @@ def cache_root() -> str:
     )
 
 
+def unusable_cache(path: str, e: OSError) -> str:
+    """The one line saying the cache directory cannot be used, and how to choose another."""
+    return (
+        f"the cache directory {path} cannot be used ({e.strerror or e}): "
+        "set PYVMM_CACHE_DIR (or XDG_CACHE_HOME) to a writable directory"
+    )
+
+
+def _build_dir(parent: str) -> str:
+    """A fresh temporary directory in *parent* (created if needed); raises :class:`GuestBuildError`."""
+    import tempfile
+
+    try:
+        os.makedirs(parent, exist_ok=True)
+        return tempfile.mkdtemp(prefix="build-", dir=parent)
+    except OSError as e:
+        raise GuestBuildError(unusable_cache(parent, e)) from None
+
+
 def bundled_kernel(*, quiet: bool = False) -> str:
     """Path of the built bundled kernel ELF, building it first if needed."""
     src = source_dir()
@@ -66,15 +85,13 @@ def bundled_kernel(*, quiet: bool = False) -> str:
         return elf
     import shutil
     import subprocess
-    import tempfile
 
     for tool in ("gcc", "make"):
         if shutil.which(tool) is None:
             raise GuestBuildError(
                 f"{tool} is needed to build the bundled guest kernel: install it (e.g. apt-get install gcc make)"
             )
-    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix="build-", dir=os.path.dirname(out_dir))
+    tmp = _build_dir(os.path.dirname(out_dir))
     try:
         proc = subprocess.run(
             ["make", "-s", "-C", src, f"BUILD={tmp}", "CC=gcc"],
@@ -86,9 +103,9 @@ def bundled_kernel(*, quiet: bool = False) -> str:
             raise GuestBuildError(f"building the bundled guest kernel failed: {last}")
         try:
             os.rename(tmp, out_dir)  # atomic: concurrent first runs each build, one wins
-        except OSError:
+        except OSError as e:
             if not os.path.isfile(elf):
-                raise
+                raise GuestBuildError(unusable_cache(os.path.dirname(out_dir), e)) from None
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)

@@ -32,7 +32,7 @@ from pyvmm.paravirt.address_spaces import AddressSpaceManager
 from pyvmm.paravirt.calls import install_all
 from pyvmm.paravirt.dispatcher import Dispatcher
 from pyvmm.paravirt.events import EventChannels
-from pyvmm.paravirt.services import Services
+from pyvmm.paravirt.services import Services, ThreadStartError
 from pyvmm.paravirt.timers import VcpuTimers
 from pyvmm.vcpu import Vcpu, VcpuSet, install_kick_handler
 from pyvmm.x86 import boot
@@ -108,8 +108,18 @@ def _check_config(cfg: MachineConfig) -> None:
         raise MachineError("--memory must be a multiple of 2 MiB")
     if not 1 <= cfg.vcpus <= abi.MAX_VCPUS:
         raise MachineError(f"--vcpus must be between 1 and {abi.MAX_VCPUS}")
-    if len(cfg.cmdline.encode()) > abi.CMDLINE_MAX:
+    if len(cmdline_bytes(cfg.cmdline)) > abi.CMDLINE_MAX:
         raise MachineError(f"--cmdline is longer than {abi.CMDLINE_MAX} bytes")
+
+
+def cmdline_bytes(cmdline: str) -> bytes:
+    """The bytes the guest sees: UTF-8, and argv bytes that were not UTF-8 passed through as
+    they were typed (Python decodes argv with ``surrogateescape``). Raises :class:`MachineError`
+    for other lone surrogates (only an API caller can make those)."""
+    try:
+        return cmdline.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise MachineError("--cmdline is not valid text (it holds a lone UTF-16 surrogate)") from None
 
 
 def _scratch_gpa(ram: int) -> int:
@@ -248,7 +258,7 @@ class Machine:
         self.tsc_khz = _tsc_khz(boot_cpu)
         write_boot_info(
             mem,
-            cmdline=cfg.cmdline.encode(),
+            cmdline=cmdline_bytes(cfg.cmdline),
             nr_vcpus=cfg.vcpus,
             tsc_khz=self.tsc_khz,
             tsc_now=boot_cpu.get_msrs([MSR_IA32_TSC]).get(MSR_IA32_TSC, 0),
@@ -323,12 +333,17 @@ class Machine:
 
     # -- lifecycle -------------------------------------------------------------
     def run(self) -> RunResult:
-        """Run until the guest shuts down, crashes, times out or a signal arrives."""
+        """Run until the guest shuts down, crashes, times out or a signal arrives.
+
+        Raises :class:`MachineError` if the boot vCPU's thread cannot start."""
         announce_extensions(self.memory, self.dispatcher.extensions())
         if threading.current_thread() is threading.main_thread():
             install_kick_handler()
         self._env = self._loop_env()
-        self.vcpus.start_boot_vcpu()
+        try:
+            self.vcpus.start_boot_vcpu()
+        except ThreadStartError as e:  # nothing ran yet: a build-time kind of failure
+            raise MachineError(str(e)) from None
         deadline = None if self.config.timeout is None else time.monotonic() + self.config.timeout
         while not self._done.is_set():
             requested = self._requested

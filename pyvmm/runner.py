@@ -129,6 +129,8 @@ def run_guest(opts: RunOptions) -> int:
                 return fail(f"cannot confine pyvmm with seccomp ({e}); --no-seccomp runs without it")
     try:
         result = machine.run()
+    except MachineError as e:
+        return fail(str(e))
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

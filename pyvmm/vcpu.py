@@ -37,6 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pyvmm.paravirt.services import ThreadStartError
 from pyvmm.parking import Parker
 
 if TYPE_CHECKING:
@@ -117,7 +118,10 @@ class Vcpu:
         return self._start_regs
 
     def start(self, target: Callable[[Vcpu], None], start_regs: tuple[int, int, int] | None = None) -> bool:
-        """Start the vCPU's thread running ``target(self)``; False if it was started before."""
+        """Start the vCPU's thread running ``target(self)``; False if it was started before.
+
+        Raises :class:`ThreadStartError` if the host cannot start a thread; the vCPU is
+        then parked again, as if never started (a later start may succeed)."""
         with self.parker.guard:
             if self._state is not VcpuState.PARKED:
                 return False
@@ -130,13 +134,22 @@ class Vcpu:
             finally:
                 self._state = VcpuState.EXITED
 
+        # Set before start(): a waker that sees RUNNING must find the thread to kick.
         self._thread = threading.Thread(target=main, name=f"vcpu{self.id}", daemon=True)
-        self._thread.start()
+        try:
+            self._thread.start()
+        except RuntimeError as e:  # "can't start new thread"
+            with self.parker.guard:
+                self._thread = None
+                self._state = VcpuState.PARKED
+                self._start_regs = None
+            raise ThreadStartError(f"cannot start a thread for vCPU {self.id} ({e})") from None
         return True
 
     def join(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
+        thread = self._thread
+        if thread is not None and thread.ident is not None:
+            thread.join()
 
     @property
     def runs_guest_code(self) -> bool:
@@ -251,9 +264,11 @@ class VcpuSet:
         return self._stopping
 
     def start_boot_vcpu(self) -> None:
+        """Raises :class:`ThreadStartError`."""
         self._vcpus[0].start(self._thread_main)
 
     def bring_up(self, vcpu_id: int, *, entry: int, stack: int, arg: int) -> bool:
+        """Raises :class:`ThreadStartError` (``VCPU_UP``'s ``-ENOMEM``)."""
         if self._stopping:
             return False
         return self._vcpus[vcpu_id].start(self._thread_main, (entry, stack, arg))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import resource
 import struct
 import subprocess
 import sys
@@ -180,3 +182,71 @@ def test_smpid_with_the_most_vcpus_pyvmm_allows():
     assert run.returncode == 0, run
     for cpu in range(MAX_VCPUS):
         assert f"smpid: vcpu {cpu} says {cpu}\n" in run.stdout
+
+
+# -- bytes that are not UTF-8, caches that cannot be made, threads that cannot start ------------
+def _run_bytes(*args: bytes, env: dict | None = None, preexec_fn=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [os.fsencode(sys.executable), b"-m", b"pyvmm", *args],
+        capture_output=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        preexec_fn=preexec_fn,
+    )
+
+
+def _assert_one_line(proc: subprocess.CompletedProcess, fragment: bytes) -> None:
+    assert proc.returncode == 2, proc
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(b"pyvmm: error: "), proc.stderr
+    assert fragment in lines[0], lines[0]
+
+
+def test_non_utf8_cmdline_reaches_the_guest_as_typed():
+    proc = _run_bytes(b"run", b"--cmdline", b"k=\xff\xfe caf\xc3\xa9", b"--timeout", b"30")
+    assert proc.returncode == 0 and proc.stderr == b"", proc
+    assert b"cmdline: k=\xff\xfe caf\xc3\xa9\n" in proc.stdout
+
+
+@pytest.mark.parametrize("name", [b"a\xff", b"\xc3", b"ok\n"])
+def test_bad_channel_name_bytes_are_one_line(tmp_path, name):
+    spec = name + b"=unix:" + os.fsencode(tmp_path / "s") + b",server"
+    _assert_one_line(_run_bytes(b"run", b"--channel", spec), b"channel names use only")
+
+
+@pytest.mark.parametrize("variable", ["PYVMM_CACHE_DIR", "XDG_CACHE_HOME"])
+def test_unusable_cache_directory_is_one_line(tmp_path, variable):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    # A path under a regular file can never be created, whoever runs the test.
+    proc = _run_bytes(b"run", env={variable: str(blocker / "cache")})
+    _assert_one_line(proc, b"cannot be used (Not a directory): set PYVMM_CACHE_DIR")
+
+
+def _huge_thread_stacks():
+    # glibc sizes a new thread's stack from RLIMIT_STACK: 1 GiB stacks under a 600 MiB address
+    # space leave room for pyvmm itself but for no thread (the harness's own cannot start either).
+    resource.setrlimit(resource.RLIMIT_STACK, (1 << 30, 1 << 30))
+    resource.setrlimit(resource.RLIMIT_AS, (600 << 20, 600 << 20))
+
+
+def test_boot_vcpu_thread_that_cannot_start_is_one_line():
+    proc = _run_bytes(b"run", b"--timeout", b"30", preexec_fn=_huge_thread_stacks)
+    _assert_one_line(proc, b"cannot start a thread for vCPU 0")
+
+
+def _some_thread_stacks():
+    # 256 MiB stacks, 800 MiB of address space: the boot vCPU's thread fits, not seven more.
+    resource.setrlimit(resource.RLIMIT_STACK, (256 << 20, 256 << 20))
+    resource.setrlimit(resource.RLIMIT_AS, (800 << 20, 800 << 20))
+
+
+def test_secondary_vcpu_thread_that_cannot_start_is_enomem_for_the_guest():
+    proc = _run_bytes(
+        b"run", b"--vcpus", b"8", b"--cmdline", b"test=smpid", b"--timeout", b"30", preexec_fn=_some_thread_stacks
+    )
+    assert b"Traceback" not in proc.stderr, proc.stderr
+    # smpid reports the failed VCPU_UP and stops (exit 100): the guest saw -ENOMEM (12).
+    assert proc.returncode == 100, proc
+    assert re.search(rb"smpid: vcpu_up\(\d\) = -12: FAIL", proc.stdout), proc.stdout

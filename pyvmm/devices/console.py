@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pyvmm.devices.base import Channel, ChannelError
 from pyvmm.devices.watch import POLLIN, Watcher
 from pyvmm.paravirt.abi import ChannelFlag, ChannelKind, Errno
+from pyvmm.paravirt.services import ThreadStartError
 
 _INPUT = select.POLLIN | select.POLLHUP | select.POLLERR
 _ALWAYS = int(ChannelFlag.WRITABLE | ChannelFlag.CONNECTED)
@@ -92,11 +93,14 @@ class Console(Channel):
         """Arm the stdin watcher, starting its thread the first time a RECV has to wait."""
         with self._lock:
             if self._watcher is None:
-                self._watcher = Watcher(self._ready_changed)
-                self._thread = threading.Thread(
-                    target=self._watcher.loop, args=(self.in_fd,), name="console-stdin", daemon=True
-                )
-                self._thread.start()
+                watcher = Watcher(self._ready_changed)
+                thread = threading.Thread(target=watcher.loop, args=(self.in_fd,), name="console-stdin", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError as e:  # RECV fails with -ENOMEM; a later one tries again
+                    watcher.release()
+                    raise ThreadStartError(f"cannot start the console's stdin thread ({e})") from None
+                self._watcher, self._thread = watcher, thread
         self._watcher.arm(POLLIN)
 
     def _ready_changed(self) -> None:

@@ -15,7 +15,7 @@ from pyvmm.paravirt import abi
 
 #: Longest ``sun_path`` Linux accepts, without the NUL.
 UNIX_PATH_MAX = 107
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+", re.ASCII)
 
 
 class SpecError(ValueError):
@@ -59,10 +59,11 @@ def parse_channel(text: str) -> StreamSpec:
 
 
 def check_name(name: str, flag: str) -> None:
-    if len(name.encode()) >= abi.CHANNEL_NAME_LEN:
-        raise SpecError(f"{flag} {name!r}: channel names are at most {abi.CHANNEL_NAME_LEN - 1} bytes")
-    if not _NAME_RE.match(name):
+    # The characters first: a name from non-UTF-8 argv bytes (surrogateescape'd) cannot be encoded.
+    if not _NAME_RE.fullmatch(name):
         raise SpecError(f"{flag} {name!r}: channel names use only letters, digits, '_', '.' and '-'")
+    if len(name) >= abi.CHANNEL_NAME_LEN:  # ASCII by now: characters are bytes
+        raise SpecError(f"{flag} {name!r}: channel names are at most {abi.CHANNEL_NAME_LEN - 1} bytes")
 
 
 def _file_identity(path: str) -> object:

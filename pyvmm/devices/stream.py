@@ -118,7 +118,12 @@ class StreamChannel(Channel):
                 raise DeviceError(f"--channel {name}: {parent} is not a directory")
             listener, made = None, None
         channel = cls(name, path, listener, made)
-        channel._thread.start()
+        try:
+            channel._thread.start()
+        except RuntimeError as e:  # "can't start new thread": the host's limits, a one-line error
+            channel._made = made  # close() removes the socket file we made
+            channel.close()
+            raise DeviceError(f"--channel {name}: cannot start its thread ({e})") from None
         return channel
 
     # -- the guest's operations (vCPU threads) ---------------------------------------

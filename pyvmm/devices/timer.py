@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from pyvmm.paravirt.services import ThreadStartError
+
 #: Longest single wait: a guest's deadline may be any u64 (2**64 ns is 584 years), beyond
 #: what a lock timeout takes (OverflowError); the loop simply waits again.
 MAX_WAIT_S = 3600.0
@@ -29,8 +31,13 @@ class TimerService:
         with self._cond:
             self._deadlines[owner] = deadline_ns
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="pyvmm-timers", daemon=True)
-                self._thread.start()
+                thread = threading.Thread(target=self._run, name="pyvmm-timers", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError as e:  # the host has no thread for us: the call fails, nothing armed
+                    del self._deadlines[owner]
+                    raise ThreadStartError(f"cannot start the timer thread ({e})") from None
+                self._thread = thread
             self._cond.notify()
 
     def cancel(self, owner: Any) -> None:

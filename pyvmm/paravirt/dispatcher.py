@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from pyvmm.devices.base import ChannelError
 from pyvmm.memory import GuestMemoryError
 from pyvmm.paravirt.abi import EXT_BASE, EXT_COUNT, HYPERCALL_SPECS, Errno, Hypercall, errno_result
+from pyvmm.paravirt.services import ThreadStartError
 
 U64 = 0xFFFF_FFFF_FFFF_FFFF
 
@@ -47,6 +48,7 @@ class GuestExit(Exception):  # noqa: N818 - control flow, not an error
 _ENOSYS = errno_result(Errno.ENOSYS)
 _EFAULT = errno_result(Errno.EFAULT)
 _EIO = errno_result(Errno.EIO)
+_ENOMEM = errno_result(Errno.ENOMEM)
 
 
 def _enosys(vcpu, a0, a1, a2, a3, a4) -> int:
@@ -134,3 +136,5 @@ class Dispatcher:
             return _EFAULT
         except (HypercallError, ChannelError) as e:
             return errno_result(e.errno)
+        except ThreadStartError:  # a call that needed a host thread (a timer, a watcher) and got none
+            return _ENOMEM

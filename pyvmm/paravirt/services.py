@@ -33,6 +33,10 @@ if TYPE_CHECKING:
 VcpuWork = Callable[["Vcpu"], None]
 
 
+
+class ThreadStartError(Exception):
+    """The host refused a new thread (``RLIMIT_AS``, ``RLIMIT_NPROC``, no memory for a stack)."""
+
 class VcpuSet(Protocol):
     """The VM's vCPUs, by id (0 .. ``len - 1``). Every method is safe from any vCPU thread."""
 
@@ -49,7 +53,9 @@ class VcpuSet(Protocol):
 
     def bring_up(self, vcpu_id: int, *, entry: int, stack: int, arg: int) -> bool:
         """Start parked vCPU *vcpu_id* at *entry* with *stack* and *arg* in ``rdi``
-        (``VCPU_UP``). False if it already runs or the VM is stopping."""
+        (``VCPU_UP``). False if it already runs or the VM is stopping.
+
+        Raises :class:`ThreadStartError` when the host cannot start its thread (it stays parked)."""
         ...
 
     def wake(self, vcpu_id: int) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from pyvmm.paravirt.abi import Clock, Errno, Hypercall, errno_result
 from pyvmm.paravirt.dispatcher import Dispatcher, HypercallError
+from pyvmm.paravirt.services import ThreadStartError
 from pyvmm.x86.boot import RFLAGS_IF
 
 if TYPE_CHECKING:
@@ -93,7 +94,11 @@ def install(dispatcher: Dispatcher, memory: GuestMemory, vcpus: VcpuSet, events:
         mem.check(entry, 1)
         if not 0 < stack <= mem.size or entry >= _CANONICAL_LIMIT:
             raise HypercallError(Errno.EINVAL, "stack outside RAM")
-        if not vcpus.bring_up(vcpu_id, entry=entry, stack=stack, arg=arg):
+        try:
+            started = vcpus.bring_up(vcpu_id, entry=entry, stack=stack, arg=arg)
+        except ThreadStartError as e:  # the host is out of threads: the guest may retry later
+            raise HypercallError(Errno.ENOMEM, str(e)) from None
+        if not started:
             raise HypercallError(Errno.EBUSY, f"vCPU {vcpu_id} is already running")
         return 0
 
