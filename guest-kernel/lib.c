@@ -1,5 +1,7 @@
 #include "lib.h"
 
+#include "events.h"
+
 const struct pvm_boot_info *boot_info;
 
 /* rep movsq/stosq for the bulk: KVM's emulator runs a rep string instruction one
@@ -157,8 +159,27 @@ int kprintf(const char *fmt, ...)
     va_end(ap);
     if (n > (int)sizeof buf - 1)
         n = sizeof buf - 1;
-    pvm_send(PVM_CONSOLE_HANDLE, buf, (unsigned long)n, 0);
+    console_write(buf, (unsigned long)n);
     return n;
+}
+
+/* The console takes what fits in pyvmm's output buffer: a partial count, or -EAGAIN while
+ * the host's reader is not reading (back-pressure). Wait for room a millisecond at a time
+ * (BLOCK, so an idle wait costs no host CPU and a stop request still ends it). */
+long console_write(const void *buf, unsigned long len)
+{
+    unsigned long done = 0;
+    while (done < len) {
+        long r = pvm_send(PVM_CONSOLE_HANDLE, (const char *)buf + done, len - done, 0);
+        if (r == -PVM_EAGAIN) {
+            pvm_block(now_ns() + 1000000);
+            continue;
+        }
+        if (r <= 0)
+            return done ? (long)done : r;
+        done += (unsigned long)r;
+    }
+    return (long)done;
 }
 
 int cmdline_get(const char *key, char *buf, size_t size)

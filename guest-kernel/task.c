@@ -217,11 +217,13 @@ static long sys_write(uint64_t buf, uint64_t len)
     while (len) {
         uint64_t n = len < sizeof kbuf ? len : sizeof kbuf;
         memcpy(kbuf, (const void *)(buf + done), n);
-        long r = pvm_send(PVM_CONSOLE_HANDLE, kbuf, n, 0);
+        long r = console_write(kbuf, n);
         if (r < 0)
             return done ? done : r;
         done += r;
-        len -= n;
+        len -= (uint64_t)r;
+        if ((uint64_t)r < n) /* the console failed part-way: report what went */
+            break;
     }
     return done;
 }

@@ -296,9 +296,9 @@ class Machine:
 
     def _open_channels(self) -> ChannelTable:
         channels = ChannelTable()
-        self.console = Console(self.config.console_fd, in_fd=self.config.console_in_fd)
-        channels.add(self.console)  # handle 0 == abi.CONSOLE_HANDLE
         try:
+            self.console = Console(self.config.console_fd, in_fd=self.config.console_in_fd)
+            channels.add(self.console)  # handle 0 == abi.CONSOLE_HANDLE
             for spec in self.config.channels:
                 channels.add(open_device(spec))
         except DeviceError as e:

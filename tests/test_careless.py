@@ -9,9 +9,11 @@ import json
 import os
 import re
 import resource
+import signal
 import struct
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -250,3 +252,65 @@ def test_secondary_vcpu_thread_that_cannot_start_is_enomem_for_the_guest():
     # smpid reports the failed VCPU_UP and stops (exit 100): the guest saw -ENOMEM (12).
     assert proc.returncode == 100, proc
     assert re.search(rb"smpid: vcpu_up\(\d\) = -12: FAIL", proc.stdout), proc.stdout
+
+
+# -- a console nobody reads -----------------------------------------------------------------
+def _flood_unread(args: list[str], stop_signal: int | None = None) -> tuple[int, bytes]:
+    """Run ``test=flood`` with stdout a pipe that is never read; (exit status, stderr).
+
+    Fails the test if pyvmm does not exit within 30 s of the stop (it used to hang forever:
+    the vCPU thread blocked in write, the main thread in join)."""
+    read_end, write_end = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [*PYVMM, "run", "--cmdline", "test=flood", *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+        )
+        os.close(write_end)
+        write_end = -1
+        if stop_signal is not None:
+            time.sleep(3)  # long enough for the pipe and pyvmm's buffer to fill
+            proc.send_signal(stop_signal)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            pytest.fail("pyvmm did not stop while its stdout was blocked")
+        return proc.returncode, err
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+
+
+def test_timeout_stops_a_vm_whose_console_is_blocked():
+    status, err = _flood_unread(["--timeout", "3"])
+    assert status == 124, err
+    assert b"Traceback" not in err
+
+
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_stops_a_vm_whose_console_is_blocked(sig, status):
+    got, err = _flood_unread(["--timeout", "120"], stop_signal=sig)
+    assert got == status, err
+    assert b"Traceback" not in err
+
+
+def test_console_back_pressure_loses_nothing():
+    total = 3_000_000  # over ten times the output buffer: the guest meets -EAGAIN and waits
+    proc = subprocess.Popen(
+        [*PYVMM, "run", "--cmdline", f"test=flood bytes={total}", "--timeout", "120"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    time.sleep(2)  # a reader that is late: the pipe and pyvmm's buffer fill up first
+    out, err = proc.communicate(timeout=150)
+    assert proc.returncode == 0, err
+    body = out.split(b"cmdline: test=flood bytes=3000000\n", 1)[1]
+    block = bytes(10 if i % 64 == 63 else ord("a") + i % 26 for i in range(4096))  # as flood.c fills it
+    assert len(body) == total
+    assert body == (block * (total // len(block) + 1))[:total]

@@ -16,6 +16,8 @@ int strncmp(const char *a, const char *b, size_t n);
 
 /* printf subset: %s %c %d %u %x %#x %ld %lu %lx %#lx %p %%; one send per call. */
 int kprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* All of buf to the console, waiting out back-pressure; len, or SEND's error if nothing went. */
+long console_write(const void *buf, unsigned long len);
 int kvsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 int ksnprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -1,29 +1,42 @@
-"""The console channel: guest sends go to a host file descriptor (stdout by default);
-guest receives read the host's stdin without ever blocking the vCPU."""
+"""The console channel: guest sends go to a host file descriptor (stdout by default)
+through a bounded buffer and a writer thread; guest receives read the host's stdin
+without ever blocking the vCPU."""
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import threading
 from collections.abc import Callable
 
 from pyvmm.devices.base import Channel, ChannelError
+from pyvmm.devices.outbuf import FLUSH_WAIT_S, OutputBuffer
 from pyvmm.devices.watch import POLLIN, Watcher
 from pyvmm.paravirt.abi import ChannelFlag, ChannelKind, Errno
 from pyvmm.paravirt.services import ThreadStartError
 
 _INPUT = select.POLLIN | select.POLLHUP | select.POLLERR
-_ALWAYS = int(ChannelFlag.WRITABLE | ChannelFlag.CONNECTED)
+_CONNECTED = int(ChannelFlag.CONNECTED)
+
+
+def _output_error(e: OSError) -> ChannelError:
+    """The writer's lasting failure as the guest sees it: -EPIPE when the reader went away."""
+    return ChannelError(Errno.EPIPE if e.errno == errno.EPIPE else Errno.EIO, str(e))
 
 
 class Console(Channel):
-    """Writes guest output to *out_fd* unbuffered, so it streams as the guest runs; reads *in_fd*.
+    """Writes guest output to *out_fd* as the guest runs, never blocking a vCPU; reads *in_fd*.
+
+    Output goes through an :class:`~pyvmm.devices.outbuf.OutputBuffer` (256 KiB):
+    when *out_fd*'s reader stops reading, SEND becomes partial, then ``-EAGAIN``,
+    and the console's port is raised when room appears again.
 
     stdin is never switched to non-blocking mode (the terminal's file description
     is shared with the shell); a zero-timeout ``poll`` decides instead, and a
     thread watches it only after a RECV has returned ``-EAGAIN`` (see
     :mod:`pyvmm.devices.watch`).
+
     """
 
     kind = ChannelKind.CONSOLE
@@ -34,32 +47,39 @@ class Console(Channel):
         self.in_fd = in_fd
         self.name = name
         self.bytes_out = 0
-        #: Called (from the stdin watcher thread) when input may have arrived.
+        #: Called (from the stdin watcher or the output writer thread) when readiness may have changed.
         self.on_ready: Callable[[], None] | None = None
         self._watcher: Watcher | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._out = OutputBuffer(out_fd, on_space=self._ready_changed)
 
     def send(self, data: memoryview, offset: int) -> int:
-        """Write all of *data*; returns the byte count (partial only if the host fd fails)."""
+        """Queue what fits of *data* for the host fd; the count, ``-EAGAIN`` when nothing fits."""
         if offset:
             raise ChannelError(Errno.EINVAL, "the console has no offsets")
-        done = 0
-        n = len(data)
-        while done < n:
-            try:
-                written = os.write(self.out_fd, data[done:])
-            except BlockingIOError:
-                break
-            except OSError:
-                if done:
-                    break
-                raise
-            if written <= 0:
-                break
-            done += written
-        self.bytes_out += done
-        return done
+        if not len(data):
+            return 0
+        try:
+            # Started by the first SEND, not at build: a guest that never prints costs no thread.
+            self._out.start()
+        except RuntimeError as e:  # -ENOMEM: a later SEND tries again
+            raise ThreadStartError(f"cannot start the console's output thread ({e})") from None
+        try:
+            n = self._out.offer(data)
+        except OSError as e:
+            raise _output_error(e) from None
+        if n == 0:
+            raise ChannelError(Errno.EAGAIN, "console output is not being read")
+        self.bytes_out += n
+        return n
+
+    def flush(self) -> None:
+        """Wait (at most ``FLUSH_WAIT_S``) until everything sent is written to the host fd."""
+        if not self._out.wait_drained(FLUSH_WAIT_S):
+            raise ChannelError(Errno.EAGAIN, "console output is not being read")
+        if self._out.error:
+            raise _output_error(OSError(self._out.error, os.strerror(self._out.error)))
 
     def recv(self, buf: memoryview, offset: int) -> int:
         """What stdin has now: a byte count, 0 at end of input, ``-EAGAIN`` when nothing is there yet."""
@@ -80,7 +100,8 @@ class Console(Channel):
             raise ChannelError(Errno.EAGAIN) from None
 
     def readiness(self) -> int:
-        return _ALWAYS | (int(ChannelFlag.READABLE) if self._poll_input() else 0)
+        flags = _CONNECTED | (int(ChannelFlag.READABLE) if self._poll_input() else 0)
+        return flags | (int(ChannelFlag.WRITABLE) if self._out.has_space() else 0)
 
     def _poll_input(self) -> int:
         poller = select.poll()
@@ -109,6 +130,9 @@ class Console(Channel):
             callback()
 
     def close(self) -> None:
+        """Write out what the guest sent, as long as the reader takes it (see
+        :meth:`OutputBuffer.close <pyvmm.devices.outbuf.OutputBuffer.close>`), and stop the threads."""
+        self._out.close()
         with self._lock:
             watcher, thread = self._watcher, self._thread
             self._watcher = self._thread = None
