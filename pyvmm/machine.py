@@ -357,6 +357,8 @@ class Machine:
             # Wake regularly to act on request_stop(): a signal handler must not take locks.
             self._done.wait(_POLL_S if remaining is None else min(remaining, _POLL_S))
         self.vcpus.join_all()
+        # Before run() returns, its output is out (bounded when nobody reads: see OutputBuffer.close).
+        self.console.finish_output()
         return self.result
 
     def _vcpu_thread(self, vcpu: Vcpu) -> None:

@@ -129,9 +129,14 @@ class Console(Channel):
         if callback is not None:
             callback()
 
+    def finish_output(self) -> bool:
+        """Once no vCPU runs: write out what the guest sent, as long as the reader takes it
+        (see :meth:`OutputBuffer.close <pyvmm.devices.outbuf.OutputBuffer.close>`), and stop
+        the writer. True if everything was written. Idempotent."""
+        return self._out.close()
+
     def close(self) -> None:
-        """Write out what the guest sent, as long as the reader takes it (see
-        :meth:`OutputBuffer.close <pyvmm.devices.outbuf.OutputBuffer.close>`), and stop the threads."""
+        """:meth:`finish_output`, then stop the stdin watcher."""
         self._out.close()
         with self._lock:
             watcher, thread = self._watcher, self._thread

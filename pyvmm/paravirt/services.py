@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 VcpuWork = Callable[["Vcpu"], None]
 
 
-
 class ThreadStartError(Exception):
     """The host refused a new thread (``RLIMIT_AS``, ``RLIMIT_NPROC``, no memory for a stack)."""
+
 
 class VcpuSet(Protocol):
     """The VM's vCPUs, by id (0 .. ``len - 1``). Every method is safe from any vCPU thread."""
