@@ -54,8 +54,9 @@ def install(dispatcher: Dispatcher, memory: GuestMemory, channels: ChannelTable)
         return transfer(device.recv, buf, length, offset)
 
     def flush(vcpu, handle, a1, a2, a3, a4) -> int:
-        """0 once what was sent is durable: fsync for a disk; nothing is buffered in the VMM for the others."""
-        channels.get(handle).flush()  # ChannelError(EIO/ENOSPC) when the host cannot
+        """0 once what was sent is durable: fsync for a disk, written to stdout for the console
+        (a bounded wait: -EAGAIN while nobody reads); streams buffer nothing in the VMM."""
+        channels.get(handle).flush()  # ChannelError(EIO/ENOSPC/EAGAIN/EPIPE) when it cannot
         return 0
 
     def info(vcpu, handle, info_gpa, a2, a3, a4) -> int:
