@@ -46,7 +46,11 @@ static int block_main(void)
     back_port = (int)evt_bind_ipi(0);
     evt_set_handler((unsigned)wake_port, on_wake, 0);
     evt_set_handler((unsigned)back_port, on_back, 0);
-    smp_start(1, sleeper);
+    long up = smp_start(1, sleeper);
+    if (up) { /* waiting for a vCPU that never starts would spin until --timeout */
+        kprintf("block: vcpu_up(1) = %ld: FAIL\n", up);
+        return 100;
+    }
     pvm_block(now_ns() + skew + 2000000); /* let vcpu1 go to sleep first */
     pvm_notify(wake_port);
     wait_flag(&answered);

@@ -34,8 +34,13 @@ static int hcloop_main(void)
     unsigned n = boot_info->nr_vcpus;
     done_port = (int)evt_bind_ipi(0);
     evt_set_handler((unsigned)done_port, nothing, 0);
-    for (unsigned c = 1; c < n; c++)
-        smp_start(c, worker);
+    for (unsigned c = 1; c < n; c++) {
+        long up = smp_start(c, worker);
+        if (up) { /* waiting for a vCPU that never starts would spin until --timeout */
+            kprintf("hcloop: vcpu_up(%u) = %ld: FAIL\n", c, up);
+            return 100;
+        }
+    }
     uint64_t t0 = now_ns();
     go = 1;
     loop();

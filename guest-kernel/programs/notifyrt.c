@@ -48,7 +48,11 @@ static int notifyrt_main(void)
         iters = MAXI;
     port_a = (int)evt_bind_ipi(0);
     port_b = (int)evt_bind_ipi(1);
-    smp_start(1, responder);
+    long up = smp_start(1, responder);
+    if (up) { /* waiting for a vCPU that never starts would spin until --timeout */
+        kprintf("notifyrt: vcpu_up(1) = %ld: FAIL\n", up);
+        return 100;
+    }
     irq_disable();
     for (unsigned i = 0; i < iters; i++) {
         uint64_t t0 = rdtsc();
