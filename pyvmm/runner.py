@@ -72,6 +72,8 @@ def run_guest(opts: RunOptions) -> int:
     if opts.trace_filter is not None and opts.trace is None:
         return fail("--trace-filter needs --trace")
 
+    if opts.stats:  # imported now: under the seccomp filter an import cannot open its file
+        import pyvmm.extensions  # noqa: F401  (format_errors, after the run)
     stats_file = None
     if opts.stats_json is not None:
         from pyvmm.reportfile import ReportFileError, open_report_file
