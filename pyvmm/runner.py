@@ -83,6 +83,7 @@ def run_guest(opts: RunOptions) -> int:
         except ReportFileError as e:
             return fail(f"--stats-json: {e}")
 
+    from pyvmm.boundedstderr import BoundedStderr  # now: the seccomp filter refuses imports later
     from pyvmm.machine import Machine, MachineConfig, MachineError, RunResult, StopReason
 
     config = MachineConfig(
@@ -137,6 +138,7 @@ def run_guest(opts: RunOptions) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         machine.close()
+        sys.stderr = BoundedStderr()  # the VM has stopped: a stderr nobody reads must not hold pyvmm
     if ext and ext.hooks["stop"]:
         from pyvmm.api import result_of
 

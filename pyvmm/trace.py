@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pyvmm.devices.outbuf import OutputBuffer
 from pyvmm.paravirt.abi import (
     EXT_BASE,
     EXT_COUNT,
@@ -122,7 +123,9 @@ class Tracer:
             except Exception:  # a bad handle: the call's result says so
                 return None
 
-        return cls(_writer(fd), channel_name, only)
+        write, finish = _writer(fd, lambda: machine.stopping)
+        machine.own(finish)  # runs before the fd's close above (last registered, first run)
+        return cls(write, channel_name, only)
 
     def attach(self, machine: Machine) -> None:
         machine.add_hooks(before=[self.before], after=[self.after])
@@ -210,16 +213,31 @@ def _open_target(target: str | os.PathLike | int) -> int:
     return fd
 
 
-def _writer(fd: int) -> Callable[[str], None]:
-    def write(line: str) -> None:
-        data = line.encode()
-        try:
-            while data:
-                data = data[os.write(fd, data) :]
-        except OSError:
-            pass  # a trace reader that went away must not stop the VM
+def _writer(fd: int, stopping: Callable[[], bool]) -> tuple[Callable[[str], None], Callable[[], bool]]:
+    """``(write, finish)``: *write* queues a line for *fd* through a bounded buffer and its own
+    thread, so a trace reader that stops reading (``2>&1 | less``) slows the calling vCPU,
+    as strace does, but never wedges the VMM: once the machine is *stopping* the line is
+    dropped. *finish* writes what is left, bounded (see :class:`OutputBuffer`)."""
+    out = OutputBuffer(fd, capacity=_TRACE_BUFFER)
 
-    return write
+    def write(line: str) -> None:
+        data = memoryview(line.encode())
+        while data:
+            try:
+                out.start()
+                n = out.offer(data)
+            except (RuntimeError, OSError):
+                return  # no thread for it, or the reader went away: must not stop the VM
+            data = data[n:]
+            if data and not out.wait_space(_TRACE_WAIT_S) and stopping():
+                return
+
+    return write, out.close
+
+
+#: Trace bytes pending at most; a vCPU waits for room in slices of _TRACE_WAIT_S.
+_TRACE_BUFFER = 1 << 20
+_TRACE_WAIT_S = 0.05
 
 
 __all__ = ["TraceError", "Tracer", "call_name", "format_result", "parse_filter"]

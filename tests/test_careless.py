@@ -315,3 +315,29 @@ def test_console_back_pressure_loses_nothing():
     block = bytes(10 if i % 64 == 63 else ord("a") + i % 26 for i in range(4096))  # as flood.c fills it
     assert len(body) == total
     assert body == (block * (total // len(block) + 1))[:total]
+
+
+def test_timeout_stops_a_vm_whose_trace_on_stderr_is_blocked():
+    # --trace on a stderr pipe that is never read: the trace writes (from the vCPU thread) and
+    # pyvmm's last words used to block forever, after --timeout had stopped the VM.
+    read_end, write_end = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [*PYVMM, "run", "--trace", "--cmdline", "test=flood", "--timeout", "3"],
+            stdout=subprocess.DEVNULL,
+            stderr=write_end,
+            cwd=ROOT,
+        )
+        os.close(write_end)
+        write_end = -1
+        try:
+            status = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            pytest.fail("pyvmm did not stop while its stderr was blocked")
+        assert status == 124
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)

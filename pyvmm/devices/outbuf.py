@@ -82,6 +82,17 @@ class OutputBuffer:
                 self._cond.notify_all()
             return n
 
+    def wait_space(self, timeout: float) -> bool:
+        """Wait at most *timeout* seconds for room (or a lasting error); True if there is room."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self._buf) >= self.capacity and not self.error and not self._closing:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return len(self._buf) < self.capacity
+
     def has_space(self) -> bool:
         return len(self._buf) < self.capacity or bool(self.error)
 
