@@ -60,6 +60,7 @@ def run_guest(opts: RunOptions) -> int:
 
     ext = None  # plugins only: a plain run imports none of their machinery
     if opts.plugin:
+        from pyvmm.api import result_of  # now: under the seccomp filter an import cannot open its file
         from pyvmm.extensions import Extensions
         from pyvmm.plugins import PluginError, load
 
@@ -140,8 +141,6 @@ def run_guest(opts: RunOptions) -> int:
         machine.close()
         sys.stderr = BoundedStderr()  # the VM has stopped: a stderr nobody reads must not hold pyvmm
     if ext and ext.hooks["stop"]:
-        from pyvmm.api import result_of
-
         ext.stopped(result_of(result, machine))
     if machine.metrics is not None:
         status = _report_stats(machine.metrics, opts, stats_file)
