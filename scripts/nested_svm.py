@@ -1,0 +1,433 @@
+#!/usr/bin/env python3
+"""Run pyvmm's test suite on AMD SVM: KVM nested under QEMU's software emulation.
+
+This host's ``/dev/kvm`` is PVM. To check pyvmm on SVM as well, this script boots
+Debian's kernel under QEMU TCG (``-cpu max`` emulates SVM with nested paging),
+loads ``kvm_amd`` there, mounts this host's root read-only over 9p and runs
+pyvmm's tests inside, one file at a time under its own timeout, so that a file
+that wedges the nested kernel costs its timeout and not the run.
+
+What it needs comes from Debian: ``qemu-system-x86`` and ``busybox-static`` are
+installed with apt-get when missing; the kernel package (the one
+``linux-image-amd64`` depends on) is only downloaded and unpacked under the work
+directory, never installed on this host. Everything it writes is under a
+temporary directory (``--workdir`` to keep it); QEMU sees this host's root
+read-only and a tmpfs of its own for ``/tmp``.
+
+Prints one ``PASS``/``FAIL`` line per check (the boot, each test file, each test)
+and a summary line; exits 0 only if everything passed.
+
+Usage: scripts/nested_svm.py [--tests tests/test_boot.py ...] [-k EXPR]
+                             [--timeout-per-file 600] [--timeout 2400] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Modules the nested kernel needs, in insmod order (each after what it depends on):
+# kvm_amd, then virtio-pci and 9p for the host's root.
+MODULES = (
+    "drivers/crypto/ccp/ccp",
+    "virt/lib/irqbypass",
+    "arch/x86/kvm/kvm",
+    "arch/x86/kvm/kvm-amd",
+    "drivers/virtio/virtio_pci_legacy_dev",
+    "drivers/virtio/virtio_pci_modern_dev",
+    "drivers/virtio/virtio_ring",
+    "drivers/virtio/virtio",
+    "drivers/virtio/virtio_pci",
+    "net/9p/9pnet",
+    "net/9p/9pnet_virtio",
+    "fs/netfs/netfs",
+    "fs/fscache/fscache",
+    "fs/9p/9p",
+)
+
+# Tests that cannot run inside: they need the network or write into the checkout
+# (a wheel built and installed into a fresh venv), which the read-only 9p root
+# refuses. Everything else runs.
+NOT_INSIDE = ("tests/test_sdk.py::test_wheel_sdk_builds_a_guest_outside_the_tree",)
+
+# Lines the nested side prints for this script to read (everything else is the
+# nested kernel's and pytest's own output, passed through with --verbose).
+MARK = "NESTED:"
+
+PYTEST_RESULT = re.compile(r"^(tests/\S+::\S+?)(?:\s+|\s.*\s)(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
+
+
+class CheckError(Exception):
+    """The check could not be set up or run (not a test failure)."""
+
+
+@dataclass
+class Outcome:
+    booted: bool = False
+    kvm: bool = False
+    boot_seconds: float | None = None
+    files: dict[str, int | None] = field(default_factory=dict)  # exit status, None if unfinished
+    file_seconds: dict[str, float] = field(default_factory=dict)
+    tests: dict[str, str] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+
+
+# --- setup on this host ------------------------------------------------------------------
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
+    except FileNotFoundError as exc:
+        raise CheckError(f"{cmd[0]}: not found") from exc
+    except subprocess.CalledProcessError as exc:
+        tail = (exc.stderr or exc.stdout or "").strip().splitlines()[-1:]
+        raise CheckError(f"{' '.join(cmd)}: exit {exc.returncode}: {' '.join(tail)}") from exc
+
+
+def static_busybox() -> Path | None:
+    for candidate in ("/bin/busybox", "/usr/bin/busybox"):
+        path = Path(candidate)
+        if path.is_file():
+            out = subprocess.run(["file", "-L", str(path)], text=True, capture_output=True).stdout
+            # `file` may be missing: then trust busybox-static being installed.
+            if "statically linked" in out or (not out and _installed("busybox-static")):
+                return path
+    return None
+
+
+def _installed(package: str) -> bool:
+    probe = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], text=True, capture_output=True)
+    return "install ok installed" in probe.stdout
+
+
+def ensure_packages() -> None:
+    need = []
+    if shutil.which("qemu-system-x86_64") is None:
+        need.append("qemu-system-x86")
+    if static_busybox() is None:
+        need.append("busybox-static")
+    if need:
+        print(f"installing {' '.join(need)} ...", flush=True)
+        run(["apt-get", "update", "-qq"])
+        run(["apt-get", "install", "-y", "-qq", *need])
+    if static_busybox() is None:
+        raise CheckError("no statically linked busybox after installing busybox-static")
+
+
+def fetch_kernel(work: Path) -> tuple[Path, Path, str]:
+    """Download and unpack the kernel package; returns (vmlinuz, modules dir, version)."""
+    depends = run(["apt-cache", "depends", "linux-image-amd64"]).stdout
+    match = re.search(r"Depends: (linux-image-\S+)", depends)
+    if match is None:
+        raise CheckError("apt-cache: linux-image-amd64 names no kernel package")
+    package = match.group(1)
+    debs = work / "debs"
+    debs.mkdir(exist_ok=True)
+    if not list(debs.glob(f"{package}_*.deb")):
+        run(["apt-get", "download", package], cwd=debs)
+    deb = next(debs.glob(f"{package}_*.deb"))
+    kroot = work / "kroot"
+    if not kroot.exists():
+        run(["dpkg-deb", "-x", str(deb), str(kroot)])
+    version = package.removeprefix("linux-image-")
+    return kroot / "boot" / f"vmlinuz-{version}", kroot / "lib" / "modules" / version, version
+
+
+def newc_archive(entries: list[tuple[str, int, bytes]]) -> bytes:
+    """A cpio "newc" archive (the initramfs format) of (path, mode, data) entries."""
+    out = bytearray()
+
+    def put(name: str, mode: int, data: bytes, ino: int) -> None:
+        encoded = name.encode() + b"\0"
+        header = "070701" + "".join(f"{v:08x}" for v in (ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(encoded), 0))
+        out.extend(header.encode() + encoded)
+        out.extend(b"\0" * (-len(out) % 4))
+        out.extend(data)
+        out.extend(b"\0" * (-len(out) % 4))
+
+    for ino, (name, mode, data) in enumerate(entries, start=1):
+        put(name, mode, data, ino)
+    put("TRAILER!!!", 0, b"", 0)
+    return bytes(out)
+
+
+DIR, FILE, EXEC = 0o040755, 0o100644, 0o100755
+
+
+def init_script(job: str) -> str:
+    """The nested side's /init: modules, the host's root over 9p, then the job."""
+    return f"""#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /modules.order); do
+    insmod /modules/$m.ko || echo "{MARK} insmod $m failed"
+done
+[ -c /dev/kvm ] && echo "{MARK} kvm $(cat /sys/module/kvm_amd/parameters/npt 2>/dev/null)"
+mkdir -p /host
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroot /host \\
+    || echo "{MARK} 9p mount failed"
+mount -t proc proc /host/proc
+mount -t sysfs sys /host/sys
+mount -t devtmpfs dev /host/dev
+mount -t tmpfs -o size=2g tmp /host/tmp
+echo "{MARK} booted $(cut -d' ' -f1 /proc/uptime)"
+{job}
+echo "{MARK} done"
+reboot -f
+"""
+
+
+def job_script(repo: Path, python: Path, cache: Path, files: list[str], keyword: str | None, per_file: int) -> str:
+    """Shell lines run inside (after /init's mounts): one pytest per test file."""
+    deselect = " ".join(f"--deselect {t}" for t in NOT_INSIDE)
+    select = f"-k '{keyword}'" if keyword else ""
+    lines = [
+        # The prebuilt caches (guest kernel, compiled loop; carried in the initramfs, as
+        # the host's /tmp is hidden by the tmpfs) copied onto the tmpfs: the cache is
+        # keyed by the sources' stat, which 9p shows unchanged, so nothing is rebuilt.
+        "cp -a /cache /host/tmp/pyvmm-cache",
+    ]
+    env = (
+        "HOME=/tmp PYVMM_CACHE_DIR=/tmp/pyvmm-cache XDG_CACHE_HOME=/tmp/xdg "
+        "PYTHONDONTWRITEBYTECODE=1 PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+    )
+    for name in files:
+        lines.append(f'echo "{MARK} file {name} start $(cut -d" " -f1 /proc/uptime)"')
+        # stdin from /dev/null: the serial console as stdin made every run ~8x slower.
+        lines.append(
+            f"chroot /host /usr/bin/env -i {env} /usr/bin/timeout -s KILL {per_file} "
+            f"/bin/sh -c 'cd {repo} && exec {python} -m pytest -p no:cacheprovider -v --color=no "
+            f"--tb=short -o console_output_style=classic {deselect} {select} {name}' </dev/null"
+        )
+        lines.append(f'echo "{MARK} file {name} exit $? $(cut -d" " -f1 /proc/uptime)"')
+    return "\n".join(lines)
+
+
+def prebuild_caches(python: Path, cache: Path) -> None:
+    """Build the guest kernel and the compiled loop on this host, into `cache`."""
+    env = dict(os.environ, PYVMM_CACHE_DIR=str(cache))
+    # One boot builds everything a boot needs (the guest kernel, the compiled loop);
+    # what single tests build beyond that is built inside, with the host's gcc.
+    run([str(python), "-m", "pyvmm", "run", "--timeout", "60"], env=env, cwd=ROOT, stdin=subprocess.DEVNULL)
+    # Bytecode for pyvmm and its tests, so the nested interpreter reads .pyc over 9p
+    # instead of compiling every module under emulation.
+    subprocess.run([str(python), "-m", "compileall", "-q", "pyvmm", "tests"], cwd=ROOT, capture_output=True)
+
+
+def build_initramfs(work: Path, modules_dir: Path, cache: Path, job: str) -> Path:
+    busybox = static_busybox()
+    assert busybox is not None
+    entries: list[tuple[str, int, bytes]] = [
+        (d, DIR, b"") for d in ("bin", "proc", "sys", "dev", "host", "modules", "tmp", "cache")
+    ]
+    entries.append(("bin/busybox", EXEC, busybox.read_bytes()))
+    order = []
+    for module in MODULES:
+        ko = modules_dir / "kernel" / f"{module}.ko"
+        if not ko.is_file():
+            raise CheckError(f"kernel package has no {module}.ko")
+        name = module.rsplit("/", 1)[1]
+        entries.append((f"modules/{name}.ko", FILE, ko.read_bytes()))
+        order.append(name)
+    for path in sorted(cache.rglob("*")):
+        name = "cache/" + str(path.relative_to(cache))
+        if path.is_dir():
+            entries.append((name, DIR, b""))
+        elif path.is_file():
+            entries.append((name, path.stat().st_mode & 0o777 | 0o100000, path.read_bytes()))
+    entries.append(("modules.order", FILE, "\n".join(order).encode() + b"\n"))
+    entries.append(("init", EXEC, init_script(job).encode()))
+    path = work / "initramfs.cpio"
+    path.write_bytes(newc_archive(entries))
+    return path
+
+
+# --- the run -----------------------------------------------------------------------------
+
+
+def qemu_command(vmlinuz: Path, initramfs: Path, smp: int, memory: str) -> list[str]:
+    return [
+        "qemu-system-x86_64",
+        "-accel",
+        "tcg,thread=multi",
+        "-cpu",
+        "max",
+        "-smp",
+        str(smp),
+        "-m",
+        memory,
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+        "-kernel",
+        str(vmlinuz),
+        "-initrd",
+        str(initramfs),
+        "-append",
+        "console=ttyS0 quiet panic=-1 rdinit=/init",
+        "-virtfs",
+        "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+    ]
+
+
+def parse_line(line: str, outcome: Outcome, started: float) -> None:
+    if line.startswith(MARK):
+        words = line[len(MARK) :].split()
+        if words[:1] == ["booted"]:
+            outcome.booted = True
+            outcome.boot_seconds = time.monotonic() - started
+        elif words[:1] == ["kvm"]:
+            outcome.kvm = True
+        elif words[:1] == ["file"] and len(words) >= 4:
+            name, what = words[1], words[2]
+            if what == "start":
+                outcome.files[name] = None
+                outcome.file_seconds[name] = float(words[3])
+            elif what == "exit" and len(words) >= 5:
+                outcome.files[name] = int(words[3])
+                outcome.file_seconds[name] = float(words[4]) - outcome.file_seconds.get(name, 0.0)
+        return
+    match = PYTEST_RESULT.match(line)
+    if match:
+        outcome.tests[match.group(1)] = match.group(2)
+
+
+def run_nested(command: list[str], timeout: float, verbose: bool, log: Path) -> Outcome:
+    outcome = Outcome()
+    started = time.monotonic()
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+        try:
+            assert proc.stdout is not None
+            deadline = started + timeout
+            # A watchdog rather than a read timeout: readline blocks, the timer does not.
+            import threading
+
+            timer = threading.Timer(timeout, proc.kill)
+            timer.start()
+            try:
+                for raw in proc.stdout:
+                    line = raw.rstrip("\r\n")
+                    sink.write(line + "\n")
+                    outcome.lines.append(line)
+                    parse_line(line, outcome, started)
+                    if verbose:
+                        print(line, flush=True)
+            finally:
+                timer.cancel()
+            proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return outcome
+
+
+def report(outcome: Outcome, files: list[str], elapsed: float) -> bool:
+    ok = True
+
+    def line(passed: bool, what: str) -> None:
+        nonlocal ok
+        ok &= passed
+        print(f"{'PASS' if passed else 'FAIL'} {what}")
+
+    line(outcome.booted, f"boot of the nested kernel ({outcome.boot_seconds or 0:.1f} s)")
+    line(outcome.kvm, "kvm_amd loaded, /dev/kvm present")
+    for name in files:
+        status = outcome.files.get(name, "missing")
+        seconds = outcome.file_seconds.get(name)
+        took = f" ({seconds:.0f} s)" if isinstance(status, int) and seconds is not None else ""
+        if status is None:
+            line(False, f"{name}: did not finish (the whole run timed out)")
+        elif status == "missing":
+            line(False, f"{name}: never started")
+        elif status == 137:
+            line(False, f"{name}: killed at its timeout")
+        else:
+            # pytest exits 5 when -k selects nothing in a file: not a failure.
+            line(status in (0, 5), f"{name}: pytest exit {status}{took}")
+    for test, result in sorted(outcome.tests.items()):
+        if result in ("PASSED", "SKIPPED", "XFAIL"):
+            print(f"PASS {test} {result.lower()}")
+        else:
+            line(False, f"{test} {result.lower()}")
+    counts: dict[str, int] = {}
+    for result in outcome.tests.values():
+        counts[result] = counts.get(result, 0) + 1
+    summary = ", ".join(f"{n} {r.lower()}" for r, n in sorted(counts.items())) or "no tests ran"
+    print(f"{'PASS' if ok else 'FAIL'} nested SVM: {summary} in {elapsed:.0f} s")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tests", nargs="*", help="test files (default: every tests/test_*.py)")
+    parser.add_argument("-k", dest="keyword", help="pytest -k expression")
+    parser.add_argument("--timeout-per-file", type=int, default=600)
+    parser.add_argument("--timeout", type=int, default=2400, help="the whole nested run, in seconds")
+    parser.add_argument("--smp", type=int, default=2)
+    parser.add_argument("--memory", default="4G")
+    parser.add_argument("--workdir", type=Path, help="keep downloads and logs here (default: a temporary directory)")
+    parser.add_argument("--verbose", action="store_true", help="pass the nested console through")
+    args = parser.parse_args(argv)
+
+    python = Path(sys.executable)
+    if not str(python).startswith(str(ROOT)) and not (ROOT / ".venv").exists():
+        print("run this with the project's venv python (.venv/bin/python)", file=sys.stderr)
+        return 2
+    files = args.tests or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py"))
+    if not os.access("/dev/kvm", os.R_OK):
+        pass  # not needed: the nested side has its own /dev/kvm under emulation
+
+    temporary = args.workdir is None
+    work = Path(tempfile.mkdtemp(prefix="pyvmm-nested-")) if temporary else args.workdir
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    try:
+        ensure_packages()
+        vmlinuz, modules_dir, version = fetch_kernel(work)
+        cache = work / "pyvmm-cache"
+        prebuild_caches(python, cache)
+        job = job_script(ROOT, python, cache, files, args.keyword, args.timeout_per_file)
+        initramfs = build_initramfs(work, modules_dir, cache, job)
+        print(f"nested SVM: kernel {version}, {len(files)} test files, QEMU TCG -smp {args.smp}", flush=True)
+        command = qemu_command(vmlinuz, initramfs, args.smp, args.memory)
+        outcome = run_nested(command, args.timeout, args.verbose, work / "console.log")
+    except CheckError as exc:
+        print(f"FAIL nested SVM: {exc}")
+        return 1
+    finally:
+        if temporary:
+            shutil.rmtree(work, ignore_errors=True)
+    ok = report(outcome, files, time.monotonic() - started)
+    if not ok and not temporary:
+        print(f"console log: {work / 'console.log'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
