@@ -38,6 +38,13 @@ def library() -> ctypes.CDLL | None:
     except CBuildError:
         return None
     fn = lib.pyvmm_run_loop
-    fn.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, DISPATCH_FN, ctypes.POINTER(ctypes.c_int))
+    fn.argtypes = (
+        ctypes.c_int,
+        ctypes.c_void_p,
+        ctypes.c_uint,
+        DISPATCH_FN,
+        ctypes.POINTER(ctypes.c_int),
+        ctypes.c_void_p,
+    )
     fn.restype = ctypes.c_long
     return lib

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 _EXIT_INTR = int(ExitReason.INTR)
 _EXIT_HLT = int(ExitReason.HLT)
 _EXIT_IRQ_WINDOW = int(ExitReason.IRQ_WINDOW_OPEN)
+_EXIT_SHUTDOWN = int(ExitReason.SHUTDOWN)
 _RUN = int(Ioctl.RUN)
 
 #: ``dispatch(vcpu, nr, a0, a1, a2, a3, a4) -> u64``: :meth:`pyvmm.paravirt.dispatcher.Dispatcher.dispatch`.
@@ -131,12 +132,13 @@ def native_loop(vcpu: Vcpu, env: LoopEnv, lib) -> Outcome:
     loop = lib.pyvmm_run_loop
     fd = vcpu.fd.fd
     run_addr = ctypes.addressof(run)
+    last_addr = ctypes.addressof(vcpu.last_regs)
     if vcpu.id == 0:
         env.on_first_run(time.monotonic_ns())
     while True:
         if entering():
             deliver(vcpu)
-        rc = loop(fd, run_addr, HYPERCALL_PORT, callback, stop)
+        rc = loop(fd, run_addr, HYPERCALL_PORT, callback, stop, last_addr)
         left_guest()
         if raised:
             return unwind(raised)
@@ -174,6 +176,10 @@ def python_loop(
     vcpus = env.vcpus
     entering = vcpu.entering
     left_guest = vcpu.left_guest
+    memmove = ctypes.memmove
+    last_addr = ctypes.addressof(vcpu.last_regs)
+    regs_addr = ctypes.addressof(regs)
+    regs_size = ctypes.sizeof(regs)
     seen_first = vcpu.id != 0
     if not seen_first:
         env.on_first_run(time.monotonic_ns())
@@ -190,6 +196,7 @@ def python_loop(
             if not seen_first:
                 env.on_first_hypercall(time.monotonic_ns())
                 seen_first = True
+            memmove(last_addr, regs_addr, regs_size)  # as the C loop does: see Vcpu.last_regs
             try:
                 result = dispatch(vcpu, regs.rax, regs.rdi, regs.rsi, regs.rdx, regs.r10, regs.r8)
             except GuestExit as e:
@@ -218,8 +225,11 @@ def unwind(raised: list[BaseException]) -> Outcome:
 
 def after_slow_exit(vcpu: Vcpu, env: LoopEnv) -> Outcome:
     """:func:`handle_slow_exit`, then :data:`~pyvmm.outcome.STOPPED` if the VM is stopping."""
+    run = vcpu.fd.run
     if env.on_exit is not None:
-        env.on_exit(vcpu.id, vcpu.fd.run.exit_reason)
+        env.on_exit(vcpu.id, run.exit_reason)
+    if run.exit_reason != _EXIT_SHUTDOWN:  # SHUTDOWN's registers may be the backend's reset state
+        ctypes.memmove(ctypes.byref(vcpu.last_regs), ctypes.byref(vcpu.fd.sync_regs), ctypes.sizeof(vcpu.last_regs))
     outcome = handle_slow_exit(vcpu, env)
     if outcome is CONTINUE and env.vcpus.stopping:
         return STOPPED

@@ -381,7 +381,9 @@ class Machine:
             if outcome.kind is not OutcomeKind.CRASH:
                 return  # stopped: somebody else recorded the result
             why = outcome.reason
-        report = build_report(vcpu.fd, vcpu.id, why, self.memory)
+        report = build_report(
+            vcpu.fd, vcpu.id, why, self.memory, last_regs=vcpu.last_regs, kernel_cr3=self.kernel_tables.root
+        )
         self.stop(RunResult(StopReason.CRASH, exit_code=125, crash=report))
 
     def contain(self) -> None:

@@ -37,6 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pyvmm.kvm.structs import KvmRegs
 from pyvmm.paravirt.services import ThreadStartError
 from pyvmm.parking import Parker
 
@@ -81,6 +82,7 @@ class Vcpu:
         "fd",
         "id",
         "in_guest",
+        "last_regs",
         "parker",
         "want_upcall",
     )
@@ -99,6 +101,10 @@ class Vcpu:
         self._pending: deque[Callable[[Vcpu], None]] = deque()
         self._timer_deadline: int | None = None
         self._start_regs: tuple[int, int, int] | None = None
+        #: The general registers at this vCPU's last exit before the current one (its own
+        #: thread writes them: the loops, at each hypercall and slow exit but SHUTDOWN). The
+        #: crash report falls back on them when the backend reset the vCPU at a triple fault.
+        self.last_regs = KvmRegs()
 
     def __repr__(self) -> str:
         return f"Vcpu({self.id}, {self._state.value})"

@@ -81,7 +81,8 @@ def c_cffi_callback_loop(vcpu: Vcpu, env: LoopEnv) -> Outcome:
     ffi = cffi.FFI()
     ffi.cdef(
         "long pyvmm_run_loop(int fd, void *run, unsigned port,"
-        " uint64_t (*dispatch)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t), int *stop);"
+        " uint64_t (*dispatch)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t), int *stop,"
+        " void *last);"
     )
     lib = ffi.dlopen(compiled._name)
     dispatch = env.dispatch
@@ -103,11 +104,12 @@ def c_cffi_callback_loop(vcpu: Vcpu, env: LoopEnv) -> Outcome:
 
     fd = vcpu.fd.fd
     run_ptr = ffi.cast("void *", ctypes.addressof(vcpu.fd.run))
+    last_ptr = ffi.cast("void *", ctypes.addressof(vcpu.last_regs))
     loop = lib.pyvmm_run_loop
     while True:
         if vcpu.entering():
             env.events.deliver(vcpu)
-        rc = loop(fd, run_ptr, HYPERCALL_PORT, on_hypercall, stop)
+        rc = loop(fd, run_ptr, HYPERCALL_PORT, on_hypercall, stop, last_ptr)
         vcpu.left_guest()
         if raised:
             return unwind(raised)
