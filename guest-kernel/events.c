@@ -110,6 +110,13 @@ uint64_t now_ns(void)
     return boot_info->monotonic_at_boot + dt / khz * 1000000u + dt % khz * 1000000u / khz;
 }
 
+void evt_irq_enable(void)
+{
+    irq_enable();
+    if (shared_info->vcpu[this_cpu()].upcall_pending)
+        pvm_yield();
+}
+
 void wait_flag(volatile int *flag)
 {
     for (;;) {
@@ -120,7 +127,7 @@ void wait_flag(volatile int *flag)
         pvm_block(0);
         evt_scan();
     }
-    irq_enable();
+    evt_irq_enable();
 }
 
 void wait_count(volatile unsigned *counter, unsigned target)
@@ -132,7 +139,7 @@ void wait_count(volatile unsigned *counter, unsigned target)
         pvm_block(0);
         evt_scan();
     }
-    irq_enable();
+    evt_irq_enable();
 }
 
 void secondary_main(unsigned long cpu)

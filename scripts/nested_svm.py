@@ -182,7 +182,15 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=loose hostroo
 mount -t proc proc /host/proc
 mount -t sysfs sys /host/sys
 mount -t devtmpfs dev /host/dev
+# A checkout under /tmp (a CI clone, say) would be hidden by the tmpfs: keep the host's
+# /tmp reachable through a bind mount taken first, and bind the checkout back from it.
+mkdir -p /hosttmp
+mount -o bind /host/tmp /hosttmp
 mount -t tmpfs -o size=2g tmp /host/tmp
+case "{ROOT}" in /tmp/*)
+    mkdir -p /host{ROOT}
+    mount -o bind /hosttmp{str(ROOT).removeprefix("/tmp")} /host{ROOT} ;;
+esac
 echo "{MARK} booted $(cut -d' ' -f1 /proc/uptime)"
 {job}
 echo "{MARK} done"

@@ -79,6 +79,16 @@ def test_bad_ports_vcpus_clocks_and_batches_get_errnos():
         assert f"smperr {name}: {value}\n" in run.stdout, name
 
 
+@pytest.mark.parametrize("mode", ["sti", "check"])
+def test_an_event_raised_with_interrupts_off_is_delivered_after_sti(mode):
+    # Every round's timer event reaches the handler once the guest takes interrupts again:
+    # through the interrupt-window exit alone (sti), or with evt_irq_enable's check.
+    run = pyvmm("run", "--cmdline", f"test=irqwin mode={mode} rounds=8", timeout=60)
+    assert run.returncode == 0, run
+    line = re.search(r"irqwin: mode=(\w+) rounds=(\d+) lost=(\d+) after_sti_us min=\d+ median=(\d+)", run.stdout)
+    assert line and line.group(1) == mode and line.group(2) == "8" and line.group(3) == "0", run.stdout
+
+
 def test_each_vcpu_knows_its_id():
     run = pyvmm("run", "--vcpus", "4", "--cmdline", "test=smpid")
     assert run.returncode == 0, run

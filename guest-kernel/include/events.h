@@ -36,6 +36,12 @@ static inline long pvm_clock(unsigned clock) { return pvm_hypercall(PVM_HC_CLOCK
 /* Monotonic ns from the TSC (no hypercall), on the same clock as TIMER_SET/BLOCK deadlines. */
 uint64_t now_ns(void);
 
+/* `sti`, then the check Xen PV guests make after unmasking: with an upcall already pending,
+ * one hypercall (YIELD), on whose return pyvmm injects it. Without it the upcall waits for
+ * the backend's interrupt-window exit, which PVM takes only at the vCPU's next exit
+ * (docs/abi.md section 8, "Taking interrupts again"). */
+void evt_irq_enable(void);
+
 /* Sleep (BLOCK with interrupts off, then scan) until *flag becomes non-zero. */
 void wait_flag(volatile int *flag);
 /* Same, until *counter >= target. */
