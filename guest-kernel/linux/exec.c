@@ -58,13 +58,16 @@ static const char *access_kind(uint64_t err)
 /* A refused fault: in copy_user, -EFAULT for the system call; from the program, SIGSEGV. */
 static int on_refused_fault(struct trap_frame *tf, uint64_t cr2, long refused)
 {
-    (void)refused;
     if ((tf->cs & 3) == 0 && tf->rip == (uint64_t)copy_user_insn) {
         tf->rip = (uint64_t)copy_user_fixup;
         return 1;
     }
     if ((tf->cs & 3) != 3)
         return 0; /* a kernel bug: the caller reports it */
+    if (refused == -PVM_ENOMEM) { /* no donated frame left: Linux's OOM killer would SIGKILL it */
+        kprintf("pyvmm exec: out of memory at %#lx (rip %#lx): killed (raise --memory)\n", cr2, tf->rip);
+        lx_kill(9);
+    }
     kprintf("pyvmm exec: SIGSEGV: %s at %#lx (%s), rip %#lx\n", access_kind(tf->error_code), cr2,
             tf->error_code & PVM_PF_PRESENT ? "protection" : "not mapped", tf->rip);
     lx_kill(11);
