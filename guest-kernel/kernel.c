@@ -22,8 +22,10 @@ __attribute__((noreturn)) void kmain(const struct pvm_boot_info *bi)
     boot_info = bi;
     if (bi->magic != PVM_BOOT_INFO_MAGIC || (bi->abi_version >> 16) != PVM_ABI_VERSION_MAJOR)
         pvm_shutdown(254);
-    kprintf("pyvmm guest kernel: ABI %u.%u, %lu MiB, %u vCPU(s)\ncmdline: %s\n", bi->abi_version >> 16,
-            bi->abi_version & 0xffff, (unsigned long)(bi->mem_size >> 20), bi->nr_vcpus, (const char *)bi->cmdline);
+    if (cmdline_get("quiet", arg, sizeof arg) < 0) /* quiet=1: the console is a program's stdout (exec) */
+        kprintf("pyvmm guest kernel: ABI %u.%u, %lu MiB, %u vCPU(s)\ncmdline: %s\n", bi->abi_version >> 16,
+                bi->abi_version & 0xffff, (unsigned long)(bi->mem_size >> 20), bi->nr_vcpus,
+                (const char *)bi->cmdline);
 
     arch_init(); /* after the banner: its cost does not delay the first hypercall */
     events_init_cpu(0);

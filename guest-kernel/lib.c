@@ -166,11 +166,13 @@ int kprintf(const char *fmt, ...)
 /* The console takes what fits in pyvmm's output buffer: a partial count, or -EAGAIN while
  * the host's reader is not reading (back-pressure). Wait for room a millisecond at a time
  * (BLOCK, so an idle wait costs no host CPU and a stop request still ends it). */
+long kconsole_handle = PVM_CONSOLE_HANDLE;
+
 long console_write(const void *buf, unsigned long len)
 {
     unsigned long done = 0;
     while (done < len) {
-        long r = pvm_send(PVM_CONSOLE_HANDLE, (const char *)buf + done, len - done, 0);
+        long r = pvm_send((unsigned long)kconsole_handle, (const char *)buf + done, len - done, 0);
         if (r == -PVM_EAGAIN) {
             pvm_block(now_ns() + 1000000);
             continue;

@@ -22,9 +22,10 @@
 #define DONATE_START TASK_DONATE_START
 #define DONATE_MAX TASK_DONATE_MAX
 
-enum { LEAVE_EXIT = 1, LEAVE_YIELD, LEAVE_KILLED };
-
 struct task tasks[MAX_TASKS];
+void (*task_syscall_hook)(struct trap_frame *tf);
+int (*task_fault_hook)(struct trap_frame *tf, uint64_t cr2, long refused);
+uint64_t task_donate_limit = DONATE_START + DONATE_MAX;
 static struct task *current;
 static int initialised;
 static uint64_t kpage_next = KPAGES_START;
@@ -87,6 +88,8 @@ static void on_page_fault(struct trap_frame *tf)
     }
     if (r == 0)
         return;
+    if (task_fault_hook && task_fault_hook(tf, cr2, r))
+        return;
     kprintf("page fault: %s at %#lx (%s, %s mode) rip %#lx: refused by the VMM (%ld)\n", access_kind(tf->error_code),
             cr2, tf->error_code & PVM_PF_PRESENT ? "protection" : "not present",
             tf->error_code & PVM_PF_USER ? "user" : "kernel", tf->rip, r);
@@ -112,8 +115,8 @@ void task_init(void)
     wrmsr(MSR_SFMASK, SFMASK_BITS);
     trap_set_handler(14, on_page_fault);
     uint64_t end = boot_info->mem_size - (1ULL << 20);
-    if (end > DONATE_START + DONATE_MAX)
-        end = DONATE_START + DONATE_MAX;
+    if (end > task_donate_limit)
+        end = task_donate_limit;
     long r = end > DONATE_START ? as_donate(DONATE_START, end - DONATE_START) : -PVM_ENOMEM;
     if (r < 0)
         kprintf("task: no frames donated for demand paging (%ld): needs more than 9 MiB of RAM\n", r);
@@ -201,6 +204,18 @@ void task_run_all(void)
     as_switch(PVM_AS_KERNEL_HANDLE);
 }
 
+long task_enter(struct task *t)
+{
+    task_init();
+    long r = as_switch(t->as);
+    if (r < 0)
+        return r;
+    current = t;
+    long why = uenter(&t->tf);
+    current = 0;
+    return why;
+}
+
 void task_reap(struct task *t)
 {
     if (t->state == TASK_DEAD)
@@ -237,6 +252,10 @@ static __attribute__((noreturn)) void save_and_leave(struct trap_frame *tf, long
 void syscall_dispatch(struct trap_frame *tf)
 {
     struct task *t = current;
+    if (task_syscall_hook) {
+        task_syscall_hook(tf);
+        return;
+    }
     switch (tf->rax) {
     case SYS_WRITE:
         tf->rax = sys_write(tf->rdi, tf->rsi);

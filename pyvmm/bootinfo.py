@@ -23,6 +23,7 @@ BASE_FEATURES = (
     | abi.Feature.MULTICALL
     | abi.Feature.ADDRESS_SPACES
     | abi.Feature.EXTENSIONS
+    | abi.Feature.FILES
 )
 
 _RO_DATA = int(Pte.PRESENT | Pte.NO_EXECUTE)

@@ -1,4 +1,4 @@
-"""The ``pyvmm`` command line (typer): ``run``, ``bench``, ``info``, ``sdk``, ``new``.
+"""The ``pyvmm`` command line (typer): ``run``, ``exec``, ``bench``, ``info``, ``sdk``, ``new``.
 
 The console-script entry point is :func:`pyvmm.__main__.main`, which sends
 plain ``pyvmm run`` invocations straight to :func:`pyvmm.runner.run_guest` so
@@ -84,6 +84,54 @@ def run(
         no_seccomp=no_seccomp,
     )
     raise typer.Exit(run_guest(opts))
+
+
+@app.command("exec", context_settings={"allow_interspersed_args": False})
+def exec_(
+    program: Annotated[str, typer.Argument(help="A static x86-64 Linux program (a host path).", metavar="PROGRAM")],
+    args: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Argument(help="Its arguments (everything after PROGRAM).", metavar="[ARGS]..."),
+    ] = None,
+    memory: Annotated[str, _option("memory")] = "256M",
+    timeout: Annotated[Optional[float], _option("timeout")] = None,  # noqa: UP045
+    vcpus: Annotated[int, _option("vcpus")] = 1,
+    stats: Annotated[
+        bool, typer.Option("--stats", help="Print the Linux calls made and refused, and the hypercalls, to stderr.")
+    ] = False,
+    share: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--share",
+            help="HOSTDIR[:ro|:rw]: the program's file system, seen as /; read-only by default.",
+            metavar="HOSTDIR",
+        ),
+    ] = None,
+    cwd: Annotated[str, typer.Option("--cwd", help="Working directory inside the share.", metavar="PATH")] = "/",
+    env: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--env", help="K=V in the program's environment (repeatable; added to PATH and HOME).", metavar="K=V"
+        ),
+    ] = None,
+    no_seccomp: Annotated[bool, _option("no_seccomp")] = False,
+) -> None:
+    """Run an unmodified static Linux program as a CPL3 task; exit with its status."""
+    from pyvmm.linux.runner import ExecOptions, exec_program
+
+    opts = ExecOptions(
+        program,
+        list(args or ()),
+        memory=memory,
+        timeout=timeout,
+        vcpus=vcpus,
+        stats=stats,
+        share=share,
+        cwd=cwd,
+        env=list(env or ()),
+        no_seccomp=no_seccomp,
+    )
+    raise typer.Exit(exec_program(opts))
 
 
 @app.command()

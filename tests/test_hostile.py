@@ -54,7 +54,7 @@ ERRNO_CASES = {
     "numbers": (
         None,
         {
-            **{f"nr-{nr:#x}": ENOSYS for nr in (15, 31, 48, 63, 64, 65, 1 << 32, 1 << 63, (1 << 64) - 1)},
+            **{f"nr-{nr:#x}": ENOSYS for nr in (18, 31, 48, 63, 64, 65, 1 << 32, 1 << 63, (1 << 64) - 1)},
             "multicall-unknown": 1,
             "multicall-unknown-result": ENOSYS,
         },

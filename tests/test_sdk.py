@@ -56,7 +56,7 @@ def test_hello_world_guest_from_the_tree(tmp_path):
     _make(project, f"{sys.executable} -m pyvmm")
     run = pyvmm("run", str(project / "hello.elf"), "--cmdline", "name=sdk code=3", "--memory", "32M")
     assert run.returncode == 3, run
-    assert run.stdout == "hello, sdk, from a pyvmm guest (ABI 1.1, 32 MiB)\n"
+    assert run.stdout == "hello, sdk, from a pyvmm guest (ABI 1.2, 32 MiB)\n"
 
 
 @needs_gcc

@@ -4,7 +4,8 @@
 
 #include "pvm.h"
 
-static inline long as_create(void) { return pvm_hc_as_create(); }
+static inline long as_create(void) { return pvm_hc_as_create(0); }
+static inline long as_create_flags(unsigned long flags) { return pvm_hc_as_create(flags); }
 static inline long as_destroy(long h) { return pvm_hc_as_destroy(h); }
 static inline long as_switch(long h) { return pvm_hc_as_switch(h); }
 static inline long as_clone(long h) { return pvm_hc_as_clone(h); }

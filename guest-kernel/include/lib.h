@@ -27,5 +27,7 @@ long parse_long(const char *s);
 void sort_u64(uint64_t *v, unsigned n);
 
 extern const struct pvm_boot_info *boot_info;
+/* The channel kprintf writes to: the console, unless a program moves it (exec: "stderr"). */
+extern long kconsole_handle;
 
 #endif

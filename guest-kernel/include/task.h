@@ -17,6 +17,8 @@
 #define TASK_DONATE_MAX (32ULL << 20)
 
 enum task_state { TASK_FREE, TASK_RUNNABLE, TASK_DEAD };
+/* Why uenter returned (uleave's argument). */
+enum { LEAVE_EXIT = 1, LEAVE_YIELD, LEAVE_KILLED };
 
 struct task {
     int id;
@@ -35,6 +37,14 @@ void task_init(void);
 struct task *task_spawn(const char *name, long prog, long arg);
 /* Run every runnable task round-robin until all have ended. */
 void task_run_all(void);
+/* Run *t* (its space and registers set up by the caller) until it leaves; the LEAVE_* reason. */
+long task_enter(struct task *t);
+/* Set: every SYSCALL goes here instead of the kernel's own calls (exec: the Linux ABI). */
+extern void (*task_syscall_hook)(struct trap_frame *tf);
+/* Set: a fault the VMM refused goes here first; nonzero = handled (the trap returns). */
+extern int (*task_fault_hook)(struct trap_frame *tf, uint64_t cr2, long refused);
+/* task_init donates frames for demand paging up to this address (RAM permitting). */
+extern uint64_t task_donate_limit;
 /* Free an ended task's slot for a later task_spawn (its space is already destroyed). */
 void task_reap(struct task *t);
 /* A page of kernel RAM (not donated) for explicit AS_MAP, zeroed; 0 when exhausted. */

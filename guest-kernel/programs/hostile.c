@@ -95,7 +95,7 @@ static int lengths(void)
 
 static int numbers(void)
 {
-    static const unsigned long nrs[] = {15, 31, 48, 63, 64, 65, 1ul << 32, 1ul << 63, ~0ul};
+    static const unsigned long nrs[] = {18, 31, 48, 63, 64, 65, 1ul << 32, 1ul << 63, ~0ul};
     char what[32];
     for (unsigned i = 0; i < sizeof nrs / sizeof nrs[0]; i++) {
         ksnprintf(what, sizeof what, "nr-%#lx", nrs[i]);

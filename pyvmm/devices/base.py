@@ -17,7 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pyvmm.paravirt.abi import ChannelFlag, ChannelKind, Errno, Feature
+from pyvmm.paravirt.abi import MAX_CHANNELS, ChannelFlag, ChannelKind, Errno, Feature, FileStat
+
+#: Handles CHANNEL_OPEN returns start here (the boot-info table's never reach it), at most this many.
+FIRST_OPENED_HANDLE = MAX_CHANNELS
+MAX_OPENED = 1024
 
 
 class DeviceError(Exception):
@@ -66,6 +70,11 @@ class Channel:
         """The ``ChannelFlag`` bits that hold now (``CHANNEL_INFO``)."""
         return ChannelFlag.WRITABLE | ChannelFlag.CONNECTED
 
+    def stat(self) -> FileStat:
+        """``FILE_STAT``: the host file's metadata. Raises :class:`ChannelError` (``EINVAL``:
+        not a file)."""
+        raise ChannelError(Errno.EINVAL, f"channel {self.name} is not a file")
+
     def close(self) -> None:
         """Release the device's host resources; idempotent."""
 
@@ -75,6 +84,8 @@ class ChannelTable:
 
     def __init__(self) -> None:
         self._devices: list[Channel] = []
+        #: Handles CHANNEL_OPEN gave out (ABI 1.2), from FIRST_OPENED_HANDLE; closed by CHANNEL_CLOSE.
+        self._opened: dict[int, Channel] = {}
 
     def add(self, device: Channel) -> int:
         """Append *device*; returns its handle."""
@@ -83,9 +94,31 @@ class ChannelTable:
 
     def get(self, handle: int) -> Channel:
         """The device behind *handle*. Raises ``ChannelError(EBADF)``."""
-        if handle >= len(self._devices):
+        if handle < len(self._devices):
+            return self._devices[handle]
+        device = self._opened.get(handle)
+        if device is None:
             raise ChannelError(Errno.EBADF, f"no channel {handle}")
-        return self._devices[handle]
+        return device
+
+    def open(self, device: Channel) -> int:
+        """Give *device* (a file a share opened) the lowest free opened handle, as open(2) does.
+        Raises ``ChannelError(EMFILE)`` (the device is closed) when MAX_OPENED are open."""
+        if len(self._opened) >= MAX_OPENED:
+            device.close()
+            raise ChannelError(Errno.EMFILE, f"{MAX_OPENED} handles open")
+        handle = FIRST_OPENED_HANDLE
+        while handle in self._opened:
+            handle += 1
+        self._opened[handle] = device
+        return handle
+
+    def close_opened(self, handle: int) -> None:
+        """CHANNEL_CLOSE: release an opened handle. Raises ``ChannelError(EBADF)`` for any other."""
+        device = self._opened.pop(handle, None)
+        if device is None:
+            raise ChannelError(Errno.EBADF, f"channel {handle} was not opened with CHANNEL_OPEN")
+        device.close()
 
     def __iter__(self):
         return iter(self._devices)
@@ -101,9 +134,14 @@ class ChannelTable:
             features |= Feature.BLOCK_DEVICE
         if ChannelKind.STREAM in kinds:
             features |= Feature.INTER_VM
+        if ChannelKind.SHARE in kinds:
+            features |= Feature.SHARE
         return features
 
     def close(self) -> None:
         """Close every device, last first (flushes disks, closes sockets, stops their threads)."""
+        for device in list(self._opened.values()):
+            device.close()
+        self._opened.clear()
         for device in reversed(self._devices):
             device.close()

@@ -18,7 +18,9 @@ from ctypes import c_char, c_int64, c_uint32, c_uint64
 from typing import NamedTuple
 
 ABI_VERSION_MAJOR = 1
-ABI_VERSION_MINOR = 1  # 1.1: the extension range (EXT_BASE..) and its boot-info fields
+# 1.1: the extension range (EXT_BASE..) and its boot-info fields;
+# 1.2 (Feature.FILES): host directory shares, file handles, user-VA transfers, low-window spaces.
+ABI_VERSION_MINOR = 2
 ABI_VERSION = (ABI_VERSION_MAJOR << 16) | ABI_VERSION_MINOR
 
 #: The one I/O port a hypercall is issued on (fits ``out %eax, $imm8``).
@@ -70,6 +72,10 @@ class Hypercall(enum.IntEnum):
     EVENT_CLOSE = 12  # (port) -> 0
     CHANNEL_FLUSH = 13  # (handle) -> 0 once written data is durable
     CHANNEL_INFO = 14  # (handle, info_gpa) -> 0, fills struct pvm_channel_stat
+    # ABI 1.2 (Feature.FILES): host directory shares; see docs/abi.md "Shares".
+    CHANNEL_OPEN = 15  # (share, path_gpa, path_len, flags, mode) -> a new file/dir handle
+    CHANNEL_CLOSE = 16  # (handle) -> 0; only handles CHANNEL_OPEN returned
+    FILE_STAT = 17  # (handle, stat_gpa) -> 0, fills struct pvm_file_stat
     # 32-47: address spaces (pagetable-set); see docs/abi.md "Address spaces".
     AS_CREATE = 32  # () -> handle
     AS_DESTROY = 33  # (handle) -> 0; -EBUSY while loaded on a vCPU
@@ -82,6 +88,9 @@ class Hypercall(enum.IntEnum):
     AS_LAZY = 40  # (handle, va, len, prot) -> 0; a demand-zero range
     PAGE_FAULT = 41  # (handle, va, error_code, rip) -> 0 "retry", -EFAULT "refused", -ENOMEM
     AS_DONATE = 42  # (gpa, len) -> 0; guest RAM handed to the VMM for demand-zero and COW frames
+    # ABI 1.2: SEND/RECV whose buffer is a user virtual address of a space (faults served as the MMU would).
+    USER_SEND = 43  # (handle, va, len, offset, space) -> bytes sent
+    USER_RECV = 44  # (handle, va, len, offset, space) -> bytes received
 
 
 class HypercallSpec(NamedTuple):
@@ -116,7 +125,10 @@ HYPERCALL_SPECS: dict[Hypercall, HypercallSpec] = {
         _spec(Hypercall.EVENT_CLOSE, "port", "0"),
         _spec(Hypercall.CHANNEL_FLUSH, "handle", "0 once written data is durable"),
         _spec(Hypercall.CHANNEL_INFO, "handle info", "0"),
-        _spec(Hypercall.AS_CREATE, "", "handle"),
+        _spec(Hypercall.CHANNEL_OPEN, "share path path_len flags mode", "new handle"),
+        _spec(Hypercall.CHANNEL_CLOSE, "handle", "0"),
+        _spec(Hypercall.FILE_STAT, "handle stat", "0"),
+        _spec(Hypercall.AS_CREATE, "flags", "handle"),
         _spec(Hypercall.AS_DESTROY, "handle", "0"),
         _spec(Hypercall.AS_MAP, "handle va gpa len prot", "0"),
         _spec(Hypercall.AS_UNMAP, "handle va len", "0"),
@@ -127,6 +139,8 @@ HYPERCALL_SPECS: dict[Hypercall, HypercallSpec] = {
         _spec(Hypercall.AS_LAZY, "handle va len prot", "0"),
         _spec(Hypercall.PAGE_FAULT, "handle va error rip", "0 retry, -EFAULT refused"),
         _spec(Hypercall.AS_DONATE, "gpa len", "0"),
+        _spec(Hypercall.USER_SEND, "handle va len offset space", "bytes sent"),
+        _spec(Hypercall.USER_RECV, "handle va len offset space", "bytes received"),
     )
 }
 
@@ -136,19 +150,32 @@ class Errno(enum.IntEnum):
 
     EPERM = 1
     ENOENT = 2
+    ESRCH = 3
     EIO = 5
     E2BIG = 7
     EBADF = 9
     EAGAIN = 11
     ENOMEM = 12
+    EACCES = 13
     EFAULT = 14
     EBUSY = 16
     EEXIST = 17
+    EXDEV = 18  # ABI 1.2: a share path that resolves outside the share
+    ENOTDIR = 20
+    EISDIR = 21
     EINVAL = 22
+    EMFILE = 24
+    ENOTTY = 25
+    EFBIG = 27
     ENOSPC = 28
+    ESPIPE = 29
+    EROFS = 30
     EPIPE = 32
     ERANGE = 34
+    ENAMETOOLONG = 36
     ENOSYS = 38
+    ENOTEMPTY = 39
+    ELOOP = 40
     ETIME = 62
     ECONNRESET = 104
     ETIMEDOUT = 110
@@ -166,6 +193,8 @@ class Feature(enum.IntFlag):
     INTER_VM = 1 << 6  # stream channels to another VM (--channel)
     ADDRESS_SPACES = 1 << 7  # pagetable-set calls and page-fault forwarding
     EXTENSIONS = 1 << 8  # ABI 1.1: the extension range; ext_* fields of boot info are valid
+    FILES = 1 << 9  # ABI 1.2: CHANNEL_OPEN/CLOSE, FILE_STAT, USER_SEND/RECV, AS_CREATE flags
+    SHARE = 1 << 10  # a host directory share channel is present (--share)
 
 
 class Prot(enum.IntFlag):
@@ -204,6 +233,17 @@ AS_USER_END = 0x0000_8000_0000_0000
 AS_KERNEL_HANDLE = 0
 #: Most entries one AS_MAP_BATCH takes (more: -E2BIG).
 AS_BATCH_MAX = 4096
+#: ABI 1.2: a space created with ``AsCreateFlag.LOW_WINDOW`` also owns ``[AS_LOW_BASE, AS_USER_BASE)``:
+#: PML4 slot 0 keeps only the kernel's first 4 MiB (boot pages and kernel image), so programs linked
+#: at the traditional 0x400000 run unmodified. The kernel must not touch RAM above AS_LOW_BASE
+#: through its identity map while such a space is loaded.
+AS_LOW_BASE = 0x40_0000
+
+
+class AsCreateFlag(enum.IntFlag):
+    """``AS_CREATE(flags)`` (ABI 1.2; 0 is the 1.0 behaviour)."""
+
+    LOW_WINDOW = 1 << 0
 
 
 class AsOp(ctypes.Structure):
@@ -224,6 +264,10 @@ class ChannelKind(enum.IntEnum):
     BLOCK = 2  # a host file: send = pwrite, recv = pread at offset; flush = fsync
     STREAM = 3  # a byte stream to another VM over a Unix socket
     NULL_SINK = 4  # discards what is sent, like /dev/null (benchmarks; present only when configured)
+    SHARE = 5  # ABI 1.2: a host directory (--share); CHANNEL_OPEN on it returns the kinds below
+    FILE = 6  # a regular file: SEND/RECV at byte offsets (pwrite/pread)
+    DIR = 7  # a directory: RECV at an offset returns linux_dirent64 records
+    PATH = 8  # O_PATH: FILE_STAT only; RECV on a symbolic link returns its target
 
 
 class EventKind(enum.IntEnum):
@@ -351,8 +395,122 @@ class ChannelStat(ctypes.Structure):
     ]
 
 
+class FileStat(ctypes.Structure):
+    """``struct pvm_file_stat``, filled by ``FILE_STAT(handle, stat_gpa)`` (ABI 1.2): the host
+    file's metadata as ``fstat(2)`` gives it (Linux ``st_mode`` bits, nanosecond times)."""
+
+    _fields_ = [
+        ("mode", c_uint32),
+        ("nlink", c_uint32),
+        ("uid", c_uint32),
+        ("gid", c_uint32),
+        ("size", c_uint64),
+        ("ino", c_uint64),
+        ("dev", c_uint64),
+        ("blocks", c_uint64),  # 512-byte blocks
+        ("atime_ns", c_int64),
+        ("mtime_ns", c_int64),
+        ("ctime_ns", c_int64),
+        ("rdev", c_uint64),
+    ]
+
+
+#: ``CHANNEL_OPEN`` flags: Linux's ``O_*`` values (x86-64); others are -EINVAL.
+class OpenFlag(enum.IntFlag):
+    WRONLY = 0o1
+    RDWR = 0o2
+    CREAT = 0o100
+    EXCL = 0o200
+    TRUNC = 0o1000
+    APPEND = 0o2000
+    DIRECTORY = 0o200000
+    NOFOLLOW = 0o400000
+    CLOEXEC = 0o2000000
+    PATH = 0o10000000
+
+
+# -- pyvmm exec: the manifest the host hands the bundled kernel's exec program ------------------
+# (a FILE channel named "exec": RECV at offset 0 gives ExecInfo, the initial stack image follows;
+# SEND at offset 0 takes the kernel's Linux system-call counters at exit). See docs/exec.md.
+EXEC_MAGIC = 0x3143455845_4D5650  # "PVMEXEC1"
+EXEC_MAX_REGIONS = 16
+EXEC_MAX_COPIES = 16
+EXEC_CWD_MAX = 256
+#: System-call numbers the exec kernel counts (x86-64 numbers below this); ExecStats arrays.
+EXEC_NR_SYSCALLS = 512
+
+
+class ExecFlag(enum.IntFlag):
+    STATS = 1 << 0  # send the system-call counters (ExecStats) before exiting
+
+
+class ExecRegion(ctypes.Structure):
+    """A page-aligned range of the program's image: mapped demand-zero, filled, then given *prot*."""
+
+    _fields_ = [("va", c_uint64), ("len", c_uint64), ("prot", c_uint32), ("pad", c_uint32)]
+
+
+class ExecCopy(ctypes.Structure):
+    """Bytes of the program file (channel "program") at *file_off* that go to *va*."""
+
+    _fields_ = [("va", c_uint64), ("file_off", c_uint64), ("len", c_uint64)]
+
+
+class ExecInfo(ctypes.Structure):
+    """``struct pvm_exec_info``: where everything of the new process goes (all user VAs)."""
+
+    _fields_ = [
+        ("magic", c_uint64),
+        ("entry", c_uint64),
+        ("sp", c_uint64),  # initial rsp: argc, argv[], envp[], auxv[] are the image there
+        ("stack_lo", c_uint64),  # the stack's lazy range [stack_lo, stack_hi)
+        ("stack_hi", c_uint64),
+        ("stack_image_off", c_uint64),  # offset of the stack image in the "exec" channel
+        ("stack_image_len", c_uint64),
+        ("brk", c_uint64),  # first address of the heap (page aligned)
+        ("brk_max", c_uint64),  # the heap may grow up to here
+        ("mmap_base", c_uint64),  # anonymous and file mappings go in [mmap_base, mmap_end)
+        ("mmap_end", c_uint64),
+        ("random", c_uint64 * 4),  # seed for getrandom (host urandom)
+        ("nr_regions", c_uint32),
+        ("nr_copies", c_uint32),
+        ("uid", c_uint32),
+        ("gid", c_uint32),
+        ("flags", c_uint32),  # ExecFlag
+        ("pad", c_uint32),
+        ("cwd", c_char * EXEC_CWD_MAX),  # absolute, inside the share
+        ("regions", ExecRegion * EXEC_MAX_REGIONS),
+        ("copies", ExecCopy * EXEC_MAX_COPIES),
+    ]
+
+
+class ExecStats(ctypes.Structure):
+    """What the exec kernel sends back: calls made and refused (-ENOSYS), by x86-64 number."""
+
+    _fields_ = [
+        ("magic", c_uint64),
+        ("calls", c_uint32 * EXEC_NR_SYSCALLS),
+        ("enosys", c_uint32 * EXEC_NR_SYSCALLS),
+        ("other", c_uint32),  # calls numbered EXEC_NR_SYSCALLS or more (all -ENOSYS)
+        ("pad", c_uint32),
+    ]
+
+
 #: Structures mirrored into the C header, in dependency order.
-C_STRUCTS = (ChannelInfo, BootInfo, VcpuEventInfo, SharedInfo, MulticallEntry, ChannelStat, AsOp)
+C_STRUCTS = (
+    ChannelInfo,
+    BootInfo,
+    VcpuEventInfo,
+    SharedInfo,
+    MulticallEntry,
+    ChannelStat,
+    AsOp,
+    FileStat,
+    ExecRegion,
+    ExecCopy,
+    ExecInfo,
+    ExecStats,
+)
 
 
 def errno_result(err: Errno | int) -> int:

@@ -8,7 +8,10 @@ VMM-owned pool below ``Layout.RESERVED_END``, which the guest sees read-only.
 
 Every space shares PML4 slot 0 with the boot tables (the kernel's identity map
 of RAM, supervisor-only) and keeps its user mappings in slots 1-255
-(``AS_USER_BASE``..``AS_USER_END``). The software bits 9-11 of a leaf record
+(``AS_USER_BASE``..``AS_USER_END``). A *low-window* space (ABI 1.2,
+``AsCreateFlag.LOW_WINDOW``, for unmodified Linux programs linked at 0x400000)
+has its own slot-0 PDPT and first PD, sharing only the kernel's first 4 MiB, and
+owns everything from ``AS_LOW_BASE`` up (see :mod:`pyvmm.paravirt.lowwindow`). The software bits 9-11 of a leaf record
 copy-on-write state and frame ownership (see :class:`~pyvmm.x86.paging.Pte`).
 
 Data frames for demand-zero, copy-on-write and pager pages come from guest RAM
@@ -42,11 +45,14 @@ from typing import TYPE_CHECKING
 
 from pyvmm.kvm.constants import SYNC_X86_SREGS
 from pyvmm.memory import GuestMemory, GuestMemoryError
+from pyvmm.paravirt import lowwindow
 from pyvmm.paravirt.abi import (
     AS_BATCH_MAX,
     AS_KERNEL_HANDLE,
+    AS_LOW_BASE,
     AS_USER_BASE,
     AS_USER_END,
+    AsCreateFlag,
     AsOpCode,
     Errno,
     Hypercall,
@@ -144,6 +150,7 @@ class AddressSpace:
     stats: SpaceStats
     regions: list[Region] = field(default_factory=list)
     loaded: set[int] = field(default_factory=set)  # ids of the vCPUs with it in CR3
+    base: int = AS_USER_BASE  # first user address: AS_LOW_BASE for a low-window space
 
 
 class DataFrames:
@@ -213,10 +220,10 @@ def load_cr3(ctx: VcpuContext, cr3: int) -> None:
     run.kvm_valid_regs |= SYNC_X86_SREGS
 
 
-def _check_range(va: int, length: int) -> None:
+def _check_range(va: int, length: int, base: int = AS_USER_BASE) -> None:
     if va & _PAGE_MASK or length & _PAGE_MASK or length == 0:
         raise HypercallError(Errno.EINVAL, "address and length must be page aligned, length > 0")
-    if not AS_USER_BASE <= va < AS_USER_END or length > AS_USER_END - va:
+    if not base <= va < AS_USER_END or length > AS_USER_END - va:
         raise HypercallError(Errno.EINVAL, f"[{va:#x}, +{length:#x}) is outside the user window")
 
 
@@ -417,7 +424,7 @@ class AddressSpaceManager:
 
     # -- the operations (each returns True when loaded vCPUs must reload CR3) -------
     def _map(self, space: AddressSpace, va: int, gpa: int, length: int, prot: int) -> bool:
-        _check_range(va, length)
+        _check_range(va, length, space.base)
         prot = _check_prot(prot)
         self._check_gpa(gpa, length)
         n = length // PAGE_4K
@@ -443,7 +450,7 @@ class AddressSpaceManager:
         leaves = self._leaves(gpas.tobytes(), n, self._flags(prot))
         va = vas[0]
         if va <= AS_USER_END - n * PAGE_4K and vas.tobytes() == run_entries(va, n):  # va, va+4K, ...: one range
-            _check_range(va, n * PAGE_4K)
+            _check_range(va, n * PAGE_4K, space.base)
             self._install(space, va, n, lambda i, count: leaves[8 * i : 8 * (i + count)])
         else:
             self._map_scattered(space, list(vas), leaves)
@@ -477,7 +484,7 @@ class AddressSpaceManager:
         n = len(vas)
         if reduce(or_, vas) & _PAGE_MASK:
             raise HypercallError(Errno.EINVAL, "address not page aligned")
-        if min(vas) < AS_USER_BASE or max(vas) > AS_USER_END - PAGE_4K:
+        if min(vas) < space.base or max(vas) > AS_USER_END - PAGE_4K:
             raise HypercallError(Errno.EINVAL, "outside the user window")
         pairs = sorted(zip(vas, struct.unpack(f"<{n}Q", entries), strict=True))
         svas = [v for v, _ in pairs]
@@ -517,7 +524,7 @@ class AddressSpaceManager:
             self.memory.write(pt, struct.pack("<512Q", *table))
 
     def _unmap(self, space: AddressSpace, va: int, length: int) -> bool:
-        _check_range(va, length)
+        _check_range(va, length, space.base)
         end = va + length
         space.regions = _carve(space.regions, va, end)
         mem = self.memory
@@ -541,7 +548,7 @@ class AddressSpaceManager:
         return n > 0
 
     def _protect(self, space: AddressSpace, va: int, length: int, prot: int) -> bool:
-        _check_range(va, length)
+        _check_range(va, length, space.base)
         prot = _check_prot(prot)
         end = va + length
         carved = _carve(space.regions, va, end)
@@ -568,10 +575,17 @@ class AddressSpaceManager:
         return changed
 
     def _lazy(self, space: AddressSpace, va: int, length: int, prot: int) -> bool:
-        _check_range(va, length)
+        _check_range(va, length, space.base)
         prot = _check_prot(prot)
         end = va + length
         self._check_free(space, va, end)
+        # A range that extends a neighbour with the same prot joins it (a growing heap, mmaps
+        # placed one after another): the same pages are served, and the limit counts gaps.
+        for r in space.regions:
+            if r.prot == prot and (r.end == va or r.start == end):
+                r.start, r.end = min(r.start, va), max(r.end, end)
+                space.regions = _coalesce(space.regions)
+                return False
         if len(space.regions) >= MAX_REGIONS:
             raise HypercallError(Errno.ENOSPC, "too many lazy ranges")
         space.regions.append(Region(va, end, prot))
@@ -579,18 +593,24 @@ class AddressSpaceManager:
         return False
 
     # -- hypercall entry points ------------------------------------------------------
-    def as_create(self, ctx: VcpuContext) -> int:
+    def as_create(self, ctx: VcpuContext, flags: int = 0) -> int:
+        if flags & ~int(AsCreateFlag.LOW_WINDOW):
+            raise HypercallError(Errno.EINVAL, f"unknown AS_CREATE flags {flags:#x}")
+        low = bool(flags & AsCreateFlag.LOW_WINDOW)
         with self.lock:
             if len(self.spaces) >= MAX_SPACES:
                 raise HypercallError(Errno.ENOSPC, "address-space table full")
-            self._ensure_pt(1)
+            self._ensure_pt(3 if low else 1)
             tables = PageTables(self.memory, self.pt_pool)
-            # Slot 0: the kernel's identity map, shared with the boot tables (its PDPT and below).
-            self.memory.write_u64(tables.root, self.memory.read_u64(self.kernel_root))
+            if low:
+                lowwindow.build_slot0(self.memory, self.pt_pool, tables.root, self.kernel_root)
+            else:
+                # Slot 0: the kernel's identity map, shared with the boot tables (its PDPT and below).
+                self.memory.write_u64(tables.root, self.memory.read_u64(self.kernel_root))
             handle = self._next_handle
             self._next_handle += 1
             stats = SpaceStats(handle)
-            self.spaces[handle] = AddressSpace(handle, tables, stats)
+            self.spaces[handle] = AddressSpace(handle, tables, stats, base=AS_LOW_BASE if low else AS_USER_BASE)
             self.history[handle] = stats
             return handle
 
@@ -599,10 +619,13 @@ class AddressSpaceManager:
             space = self._space(handle)
             if space.loaded:
                 raise HypercallError(Errno.EBUSY, f"address space {handle} is loaded on vCPU(s) {sorted(space.loaded)}")
-            for _, _, entry in space.tables.iter_leaves(AS_USER_BASE, AS_USER_END):
+            for _, _, entry in space.tables.iter_leaves(space.base, AS_USER_END):
                 self._release(entry)
             for frame in space.tables.table_frames(_USER_SLOTS):
                 self._free_pt(frame)
+            if space.base != AS_USER_BASE:
+                for frame in lowwindow.slot0_frames(space.tables):
+                    self._free_pt(frame)
             self._free_pt(space.tables.root)
             del self.spaces[handle]
             space.stats.destroyed = True
@@ -743,6 +766,8 @@ class AddressSpaceManager:
     def as_clone(self, ctx: VcpuContext, handle: int) -> int:
         with self.lock:
             parent = self._space(handle)
+            if parent.base != AS_USER_BASE:
+                raise HypercallError(Errno.EINVAL, "cloning a low-window space is not supported")
             if len(self.spaces) >= MAX_SPACES:
                 raise HypercallError(Errno.ENOSPC, "address-space table full")
             self._ensure_pt(len(parent.tables.table_frames(_USER_SLOTS)) + 1)
@@ -821,7 +846,7 @@ class AddressSpaceManager:
         return 0
 
     def _resolve(self, space: AddressSpace, va: int, err: int) -> tuple[FaultKind, bool]:
-        if not AS_USER_BASE <= va < AS_USER_END:
+        if not space.base <= va < AS_USER_END:
             raise HypercallError(Errno.EFAULT, f"fault at {va:#x} outside the user window")
         addr = space.tables.leaf_entry_addr(va)
         entry = self.memory.read_u64(addr) if addr is not None else 0
@@ -879,11 +904,52 @@ class AddressSpaceManager:
             if gpa < self.reserved_end or self.frames.overlaps(gpa, length):
                 raise HypercallError(Errno.EPERM, "range already owned by the VMM")
             for space in self.spaces.values():  # no page of it may be mapped anywhere
-                for _, _, entry in space.tables.iter_leaves(AS_USER_BASE, AS_USER_END):
+                for _, _, entry in space.tables.iter_leaves(space.base, AS_USER_END):
                     if gpa <= entry & ADDR_MASK < gpa + length:
                         raise HypercallError(Errno.EBUSY, "range is mapped in an address space")
             self.frames.donate(gpa, length)
             return 0
+
+    def user_runs(self, ctx: VcpuContext, handle: int, va: int, length: int, *, write: bool) -> list[tuple[int, int]]:
+        """USER_SEND/USER_RECV: ``[va, va+length)`` of space *handle* as guest-physical runs
+        ``(gpa, n)``, each page checked as a CPL3 access of that kind and faulted in as the
+        MMU would (demand-zero, copy-on-write, pager). Stops at the first page that cannot
+        be served: the runs cover a prefix (empty: the caller returns -EFAULT)."""
+        err = _PF_U | (_PF_W if write else 0)
+        runs: list[tuple[int, int]] = []
+        with self.lock:
+            space = self._space(handle)
+            if not space.base <= va < AS_USER_END or length > AS_USER_END - va:
+                raise HypercallError(Errno.EFAULT, f"[{va:#x}, +{length:#x}) is outside the user window")
+            end = va + length
+            pos = va
+            targets: set[int] = set()
+            try:
+                while pos < end:
+                    page = pos & ~_PAGE_MASK
+                    addr = space.tables.leaf_entry_addr(page)
+                    entry = self.memory.read_u64(addr) if addr is not None else 0
+                    if not (entry & _P and _allows(entry, err)):
+                        try:
+                            kind, flush = self._resolve(space, page, err | (entry & _P))
+                        except HypercallError:
+                            break
+                        space.stats.faults[kind.value] += 1
+                        if flush:
+                            self._zap |= bool(space.loaded - {ctx.id})
+                            targets.update(self._reload_here(ctx, space))
+                        entry = self.memory.read_u64(space.tables.leaf_entry_addr(page))
+                    gpa = (entry & ADDR_MASK) + (pos - page)
+                    n = min(end, page + PAGE_4K) - pos
+                    if runs and runs[-1][0] + runs[-1][1] == gpa:
+                        runs[-1] = (runs[-1][0], runs[-1][1] + n)
+                    else:
+                        runs.append((gpa, n))
+                    pos += n
+            finally:
+                self._finish()
+        self._reload_elsewhere(sorted(targets))
+        return runs
 
     # -- TLB ---------------------------------------------------------------------
     def _reload_here(self, ctx: VcpuContext, space: AddressSpace) -> list[int]:
@@ -941,6 +1007,17 @@ def _map_run_end(ops: list[tuple], i: int) -> int:
     return j
 
 
+def _coalesce(regions: list[Region]) -> list[Region]:
+    """*regions* sorted, with touching ranges of the same prot joined."""
+    out: list[Region] = []
+    for r in sorted(regions, key=lambda r: r.start):
+        if out and out[-1].end == r.start and out[-1].prot == r.prot:
+            out[-1] = Region(out[-1].start, r.end, r.prot)
+        else:
+            out.append(r)
+    return out
+
+
 def _carve(regions: list[Region], start: int, end: int) -> list[Region]:
     """*regions* without ``[start, end)`` (ranges split where needed)."""
     out = []
@@ -959,8 +1036,8 @@ def install_address_spaces(dispatcher: Dispatcher, manager: AddressSpaceManager)
     """Register hypercalls 32-42 against *manager*."""
     m = manager
 
-    def create(ctx, a0, a1, a2, a3, a4) -> int:
-        return m.as_create(ctx)
+    def create(ctx, flags, a1, a2, a3, a4) -> int:
+        return m.as_create(ctx, flags)
 
     def destroy(ctx, handle, a1, a2, a3, a4) -> int:
         return m.as_destroy(ctx, handle)

@@ -94,10 +94,28 @@ static inline long pvm_hc_channel_info(unsigned long handle, unsigned long info)
     return pvm_hypercall(PVM_HC_CHANNEL_INFO, handle, info, 0, 0, 0);
 }
 
-/* AS_CREATE() -> handle */
-static inline long pvm_hc_as_create(void)
+/* CHANNEL_OPEN(share, path, path_len, flags, mode) -> new handle */
+static inline long pvm_hc_channel_open(unsigned long share, unsigned long path, unsigned long path_len, unsigned long flags, unsigned long mode)
 {
-    return pvm_hypercall(PVM_HC_AS_CREATE, 0, 0, 0, 0, 0);
+    return pvm_hypercall(PVM_HC_CHANNEL_OPEN, share, path, path_len, flags, mode);
+}
+
+/* CHANNEL_CLOSE(handle) -> 0 */
+static inline long pvm_hc_channel_close(unsigned long handle)
+{
+    return pvm_hypercall(PVM_HC_CHANNEL_CLOSE, handle, 0, 0, 0, 0);
+}
+
+/* FILE_STAT(handle, stat) -> 0 */
+static inline long pvm_hc_file_stat(unsigned long handle, unsigned long stat)
+{
+    return pvm_hypercall(PVM_HC_FILE_STAT, handle, stat, 0, 0, 0);
+}
+
+/* AS_CREATE(flags) -> handle */
+static inline long pvm_hc_as_create(unsigned long flags)
+{
+    return pvm_hypercall(PVM_HC_AS_CREATE, flags, 0, 0, 0, 0);
 }
 
 /* AS_DESTROY(handle) -> 0 */
@@ -158,6 +176,18 @@ static inline long pvm_hc_page_fault(unsigned long handle, unsigned long va, uns
 static inline long pvm_hc_as_donate(unsigned long gpa, unsigned long len)
 {
     return pvm_hypercall(PVM_HC_AS_DONATE, gpa, len, 0, 0, 0);
+}
+
+/* USER_SEND(handle, va, len, offset, space) -> bytes sent */
+static inline long pvm_hc_user_send(unsigned long handle, unsigned long va, unsigned long len, unsigned long offset, unsigned long space)
+{
+    return pvm_hypercall(PVM_HC_USER_SEND, handle, va, len, offset, space);
+}
+
+/* USER_RECV(handle, va, len, offset, space) -> bytes received */
+static inline long pvm_hc_user_recv(unsigned long handle, unsigned long va, unsigned long len, unsigned long offset, unsigned long space)
+{
+    return pvm_hypercall(PVM_HC_USER_RECV, handle, va, len, offset, space);
 }
 
 #endif /* PYVMM_CALLS_H */
