@@ -187,13 +187,13 @@ def test_smpid_with_the_most_vcpus_pyvmm_allows():
 
 
 # -- bytes that are not UTF-8, caches that cannot be made, threads that cannot start ------------
-def _run_bytes(*args: bytes, env: dict | None = None, preexec_fn=None) -> subprocess.CompletedProcess:
+def _run_bytes(*args: bytes, env: dict | None = None, preexec_fn=None, inherit=True) -> subprocess.CompletedProcess:
     return subprocess.run(
         [os.fsencode(sys.executable), b"-m", b"pyvmm", *args],
         capture_output=True,
         timeout=60,
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        env={**(os.environ if inherit else {}), **(env or {})},
         preexec_fn=preexec_fn,
     )
 
@@ -222,7 +222,9 @@ def test_unusable_cache_directory_is_one_line(tmp_path, variable):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     # A path under a regular file can never be created, whoever runs the test.
-    proc = _run_bytes(b"run", env={variable: str(blocker / "cache")})
+    # PYVMM_CACHE_DIR overrides XDG_CACHE_HOME: a test of the latter must not inherit it.
+    env = {k: v for k, v in os.environ.items() if k != "PYVMM_CACHE_DIR"}
+    proc = _run_bytes(b"run", env={**env, variable: str(blocker / "cache")}, inherit=False)
     _assert_one_line(proc, b"cannot be used (Not a directory): set PYVMM_CACHE_DIR")
 
 

@@ -180,7 +180,9 @@ def to_json(results: list[Result], p: Params, host: dict) -> dict:
             if r.null_ratio is not None:
                 row["ratio_to_null"] = round(r.null_ratio, 3)
             if r.throughput_gb_s is not None:
-                row["throughput_gb_s"] = round(r.throughput_gb_s, 3)
+                row["throughput_gb_s"] = float(
+                    f"{r.throughput_gb_s:.4g}"
+                )  # significant digits: a slow host's 64-byte SEND is not 0
                 row["bytes_per_op"] = r.cls.bytes_per_op
             if r.per_call_ns is not None:
                 row["per_call_ns"] = round(r.per_call_ns, 1)
