@@ -55,3 +55,26 @@ def assert_one_line_error(run: Run, *fragments: str) -> None:
     assert "Traceback" not in run.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def assert_crash_report_of_ud2(run) -> None:
+    """*run* (``test=crash``) printed a useful report on whatever backend this is."""
+    import re
+
+    if "the backend reset this vCPU" in run.stderr:
+        # AMD SVM resets the vCPU at the SHUTDOWN intercept: the report shows its last exit
+        # before the fault (the console SEND just before the ud2), with the code there.
+        rip = int(re.search(r"rip=([0-9a-f]{16})", run.stderr).group(1), 16)
+        assert any(start <= rip < end for start, end in _kernel_code_ranges()), hex(rip)
+        assert "code at rip (gpa" in run.stderr
+    else:
+        assert "rip=" in run.stderr and "cr3=" in run.stderr
+        assert "0f 0b" in run.stderr  # the ud2 bytes at rip
+
+
+def _kernel_code_ranges() -> list[tuple[int, int]]:
+    from pyvmm.guest import bundled_kernel
+    from pyvmm.loader import read_elf
+
+    image = read_elf(bundled_kernel(quiet=True))
+    return [(seg.gpa, seg.end) for seg, _ in image.segments if seg.executable]
