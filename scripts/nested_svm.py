@@ -88,6 +88,8 @@ class Outcome:
     tests: dict[str, str] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     wedged: list[str] = field(default_factory=list)  # files during which the nested kernel stopped
+    run_output: dict[str, list[str]] = field(default_factory=dict)  # --run name -> its lines
+    current: str | None = None  # the file or --run running now
 
 
 # --- setup on this host ------------------------------------------------------------------
@@ -206,8 +208,11 @@ reboot -f
 """
 
 
-def job_script(repo: Path, python: Path, cache: Path, files: list[str], keyword: str | None, per_file: int) -> str:
-    """Shell lines run inside (after /init's mounts): one pytest per test file."""
+def job_script(
+    repo: Path, python: Path, cache: Path, files: list[str], keyword: str | None, per_file: int, runs: dict[str, str]
+) -> str:
+    """Shell lines run inside (after /init's mounts): one pytest per test file, and for a
+    name in *runs* (``run-N``) that ``pyvmm`` command line instead, its output shown."""
     deselect = " ".join(f"--deselect {t}" for t in NOT_INSIDE)
     select = f"-k '{keyword}'" if keyword else ""
     lines = [
@@ -223,6 +228,13 @@ def job_script(repo: Path, python: Path, cache: Path, files: list[str], keyword:
     for name in files:
         lines.append(f'echo "{MARK} file {name} start $(cut -d" " -f1 /proc/uptime)"')
         # stdin from /dev/null: the serial console as stdin made every run ~8x slower.
+        if name in runs:
+            lines.append(
+                f"chroot /host /usr/bin/env -i {env} /usr/bin/timeout -s KILL {per_file} "
+                f"/bin/sh -c 'cd {repo} && exec {python} -m pyvmm {runs[name]}' </dev/null 2>&1"
+            )
+            lines.append(f'echo "{MARK} file {name} exit $? $(cut -d" " -f1 /proc/uptime)"')
+            continue
         lines.append(
             f"chroot /host /usr/bin/env -i {env} /usr/bin/timeout -s KILL {per_file} "
             f"/bin/sh -c 'cd {repo} && exec {python} -m pytest -p no:cacheprovider -v --color=no "
@@ -314,11 +326,15 @@ def parse_line(line: str, outcome: Outcome, started: float) -> None:
         elif words[:1] == ["file"] and len(words) >= 4:
             name, what = words[1], words[2]
             if what == "start":
+                outcome.current = name
                 outcome.files[name] = None
                 outcome.file_seconds[name] = float(words[3])
             elif what == "exit" and len(words) >= 5:
                 outcome.files[name] = int(words[3])
                 outcome.file_seconds[name] = float(words[4]) - outcome.file_seconds.get(name, 0.0)
+        return
+    if outcome.current is not None and outcome.current.startswith("run-"):
+        outcome.run_output.setdefault(outcome.current, []).append(line)
         return
     match = PYTEST_RESULT.match(line)
     if match:
@@ -409,6 +425,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tests", nargs="*", help="test files (default: every tests/test_*.py)")
     parser.add_argument("-k", dest="keyword", help="pytest -k expression")
+    parser.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        metavar="ARGS",
+        help="also run `pyvmm ARGS` inside, output shown (repeatable)",
+    )
     parser.add_argument("--timeout-per-file", type=int, default=600)
     parser.add_argument("--timeout", type=int, default=2400, help="the whole nested run, in seconds")
     parser.add_argument(
@@ -424,7 +447,12 @@ def main(argv: list[str] | None = None) -> int:
     if not str(python).startswith(str(ROOT)) and not (ROOT / ".venv").exists():
         print("run this with the project's venv python (.venv/bin/python)", file=sys.stderr)
         return 2
-    files = args.tests or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py"))
+    runs = {f"run-{i}": line for i, line in enumerate(args.run, start=1)}
+    if args.tests is not None or not runs:
+        files = args.tests or sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py"))
+    else:
+        files = []
+    files += list(runs)
 
     temporary = args.workdir is None
     work = Path(tempfile.mkdtemp(prefix="pyvmm-nested-")) if temporary else args.workdir
@@ -444,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         # in a fresh boot, so one wedge costs a file, not the run.
         with (work / "console.log").open("w") as sink:
             while remaining and time.monotonic() < deadline:
-                job = job_script(ROOT, python, cache, remaining, args.keyword, args.timeout_per_file)
+                job = job_script(ROOT, python, cache, remaining, args.keyword, args.timeout_per_file, runs)
                 initramfs = build_initramfs(work, modules_dir, cache, job)
                 command = qemu_command(vmlinuz, initramfs, args.smp, args.memory)
                 if not run_nested(command, deadline, args.silence, args.verbose, sink, outcome):
@@ -461,6 +489,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if temporary:
             shutil.rmtree(work, ignore_errors=True)
+    for name, line in runs.items():
+        print(f"{name}: pyvmm {line}")
+        for text in outcome.run_output.get(name, []):
+            print(f"    {text}")
     ok = report(outcome, files, time.monotonic() - started)
     if not ok and not temporary:
         print(f"console log: {work / 'console.log'}")
