@@ -1,0 +1,69 @@
+"""scripts/nested_svm.py's pure parts: the initramfs archive and the console parser.
+
+The nested run itself (QEMU TCG, minutes) is run by hand or by .ci/run's report step.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import ROOT
+
+spec = importlib.util.spec_from_file_location("nested_svm", ROOT / "scripts" / "nested_svm.py")
+nested = importlib.util.module_from_spec(spec)
+sys.modules["nested_svm"] = nested  # dataclasses look their module up there
+spec.loader.exec_module(nested)
+
+
+@pytest.mark.skipif(shutil.which("cpio") is None, reason="cpio is not installed")
+def test_newc_archive_is_read_by_cpio(tmp_path):
+    archive = nested.newc_archive(
+        [("bin", nested.DIR, b""), ("bin/hello", nested.EXEC, b"#!/bin/sh\necho hi\n"), ("odd", nested.FILE, b"x")]
+    )
+    listing = subprocess.run(["cpio", "-it"], input=archive, capture_output=True, check=True).stdout.split()
+    assert listing == [b"bin", b"bin/hello", b"odd"]
+    subprocess.run(["cpio", "-id", "--quiet"], input=archive, cwd=tmp_path, check=True)
+    assert (tmp_path / "bin" / "hello").read_bytes() == b"#!/bin/sh\necho hi\n"
+    assert (tmp_path / "bin" / "hello").stat().st_mode & 0o777 == 0o755
+
+
+def test_newc_archive_layout():
+    archive = nested.newc_archive([("a", nested.FILE, b"12345")])
+    assert archive.startswith(b"070701") and len(archive) % 4 == 0
+    assert b"a\0" in archive and b"12345" in archive and b"TRAILER!!!\0" in archive
+
+
+def test_console_lines_become_outcomes():
+    out = nested.Outcome()
+    for line in (
+        "NESTED: kvm Y",
+        "NESTED: booted 5.6",
+        "NESTED: file tests/test_x.py start 6.0",
+        "tests/test_x.py::test_one PASSED",
+        "tests/test_x.py::test_two[a-b] FAILED",
+        "NESTED: file tests/test_x.py exit 1 16.5",
+        "NESTED: file run-1 start 17.0",
+        "irqwin: median=5",
+        "NESTED: file run-1 exit 0 18.0",
+    ):
+        nested.parse_line(line, out, 0.0)
+    assert out.kvm and out.booted
+    assert out.files == {"tests/test_x.py": 1, "run-1": 0}
+    assert out.file_seconds["tests/test_x.py"] == pytest.approx(10.5)
+    assert out.tests == {"tests/test_x.py::test_one": "PASSED", "tests/test_x.py::test_two[a-b]": "FAILED"}
+    assert out.run_output == {"run-1": ["irqwin: median=5"]}
+
+
+def test_report_fails_on_a_failed_test_and_a_wedge(capsys):
+    out = nested.Outcome(booted=True, kvm=True, files={"t.py": 0, "w.py": None, "run-1": 124})
+    out.tests = {"t.py::a": "PASSED"}
+    assert nested.report(out, ["t.py", "run-1"], 1.0)
+    out.wedged = ["w.py"]
+    assert not nested.report(out, ["t.py", "w.py", "run-1"], 1.0)
+    printed = capsys.readouterr().out
+    assert "FAIL w.py: the nested kernel wedged" in printed and "INFO run-1: exit 124" in printed
