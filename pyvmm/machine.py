@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING
 from pyvmm.bootinfo import announce_extensions, low_page_flags, write_boot_info
 from pyvmm.devices import open_device
 from pyvmm.devices.base import ChannelTable, DeviceError
+from pyvmm.devices.broker import SocketBroker
 from pyvmm.devices.console import Console
+from pyvmm.devices.spec import StreamSpec
 from pyvmm.kvm import Cap, Kvm, KvmError, VcpuFd
 from pyvmm.kvm.shadow import ShadowMmu, shadow_paging_in_use
 from pyvmm.loader import LoadedElf, read_elf
@@ -185,6 +187,10 @@ class Machine:
     def _build(self) -> None:
         cfg = self.config
         own = self._resources
+        # First, so it inherits none of the VM's files or memory; closed last (removes socket files).
+        self.broker = SocketBroker.for_channels(cfg.channels)
+        if self.broker is not None:
+            own.callback(self.broker.close)
         self.kvm = kvm = Kvm(cfg.kvm_path)
         own.callback(kvm.close)
         kvm.check_api_version()
@@ -300,7 +306,8 @@ class Machine:
             self.console = Console(self.config.console_fd, in_fd=self.config.console_in_fd)
             channels.add(self.console)  # handle 0 == abi.CONSOLE_HANDLE
             for spec in self.config.channels:
-                channels.add(open_device(spec))
+                endpoint = self.broker.endpoint_for(spec) if isinstance(spec, StreamSpec) else None
+                channels.add(open_device(spec, endpoint))
         except DeviceError as e:
             channels.close()
             raise MachineError(str(e)) from None
@@ -391,10 +398,8 @@ class Machine:
         # by _preload_for_sandbox: the filter refuses opening files. No disassembly in crash
         # reports under it: capstone's import would cost more than a whole boot.
         from pyvmm import sandbox
-        from pyvmm.devices.spec import StreamSpec
 
-        serves = any(isinstance(spec, StreamSpec) and spec.server for spec in self.config.channels)
-        sandbox.apply(sandbox.SERVER_SOCKET_RULES if serves else ())
+        sandbox.apply()
 
     def request_stop(self, result: RunResult) -> None:
         """Ask :meth:`run` to stop the VM; safe from a signal handler (takes no lock)."""
