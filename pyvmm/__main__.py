@@ -8,9 +8,9 @@ import sys
 def main(argv: list[str] | None = None) -> None:
     from pyvmm import stopsignals
 
-    # First: a SIGINT or SIGTERM during the build unwinds it and exits 128+N (pyvmm.stopsignals).
-    stopsignals.install_early()
     try:
+        # First: a SIGINT or SIGTERM during the build unwinds it and exits 128+N (pyvmm.stopsignals).
+        stopsignals.install_early()
         from pyvmm.stdfds import reserve_std_fds
 
         reserve_std_fds()  # before anything opens a file: see pyvmm.stdfds

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pyvmm import stopsignals
 from pyvmm.bootinfo import announce_extensions, low_page_flags, write_boot_info
 from pyvmm.devices import open_device
 from pyvmm.devices.base import ChannelTable, DeviceError
@@ -188,9 +189,10 @@ class Machine:
         cfg = self.config
         own = self._resources
         # First, so it inherits none of the VM's files or memory; closed last (removes socket files).
-        self.broker = SocketBroker.for_channels(cfg.channels)
-        if self.broker is not None:
-            own.callback(self.broker.close)
+        with stopsignals.deferred():  # a stop signal here must not leave the broker unrecorded
+            self.broker = SocketBroker.for_channels(cfg.channels)
+            if self.broker is not None:
+                own.callback(self.broker.close)
         self.kvm = kvm = Kvm(cfg.kvm_path)
         own.callback(kvm.close)
         kvm.check_api_version()

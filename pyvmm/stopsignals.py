@@ -27,8 +27,9 @@ with ``exclude``.
 
 from __future__ import annotations
 
+import contextlib
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 #: The signal that kicks a vCPU thread out of ``KVM_RUN`` (:mod:`pyvmm.vcpu`): never a stop signal.
 KICK_SIGNAL = signal.SIGRTMIN
@@ -108,3 +109,15 @@ def handle(handler: Callable[[int, object], None], exclude: Iterable[int] = ()) 
 def restore(previous: dict[int, object]) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold the stop signals back (blocked, in this thread) for the body: for steps that must
+    not be cut in two, such as forking a helper and recording it so that it is cleaned up.
+    A signal that arrived meanwhile is handled once the body is done."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)

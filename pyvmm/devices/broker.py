@@ -15,7 +15,7 @@ own VM, which it holds anyway.
 The broker also owns the socket files it made: ``RELEASE`` removes one when its
 channel closes, and when the VMM goes away (its end of the socketpair closes: an
 orderly exit or a SIGKILL alike) the broker removes what is left and exits. It
-ignores the stop signals (a Ctrl-C reaches the whole process group), so the
+keeps the stop signals blocked (a Ctrl-C reaches the whole process group), so the
 cleanup always runs; it holds none of the VM's files or memory (it is forked before
 ``/dev/kvm`` is opened) and points 0-2 at ``/dev/null``, so a pipe reading pyvmm's
 output sees EOF when pyvmm itself exits.
@@ -31,7 +31,6 @@ import array
 import enum
 import errno
 import os
-import signal
 import socket
 import struct
 import threading
@@ -131,15 +130,15 @@ class SocketBroker:
     def start(cls, channels: list[tuple[str, str, bool]]) -> SocketBroker:
         """Fork the broker for *channels*, (name, path, server) by index. Raises ``OSError``."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        # Stop signals stay blocked across the fork: the child ignores them before it unblocks.
-        stop = stopsignals.STOP_SIGNALS
-        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, stop)
-        try:
+        # Stop signals blocked across the fork, and for good in the child: it must outlive a
+        # Ctrl-C sent to the whole process group, to remove the socket files (SIGKILL still ends it).
+        with stopsignals.deferred():
             pid = os.fork()
             if pid == 0:
-                _child(theirs, channels, stop)  # never returns
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+                try:
+                    _child(theirs, channels)
+                finally:
+                    os._exit(1)  # whatever Python raised in the child, it never returns into the VMM's code
             theirs.close()
         ours.settimeout(REPLY_TIMEOUT_S)
         return cls(pid, ours)
@@ -226,13 +225,10 @@ def _recv_with_fd(sock: socket.socket) -> tuple[bytes, list[int]]:
 
 
 # -- the broker process --------------------------------------------------------------------
-def _child(sock: socket.socket, channels: list[tuple[str, str, bool]], stop: tuple[int, ...]) -> None:
+def _child(sock: socket.socket, channels: list[tuple[str, str, bool]]) -> None:
     """The forked broker's whole life; ends with ``os._exit``, whatever happens."""
     status = 0
     try:
-        for sig in stop:
-            signal.signal(sig, signal.SIG_IGN)
-        signal.pthread_sigmask(signal.SIG_SETMASK, ())
         _detach(sock.fileno())
         _serve(sock, [(DirectEndpoint(name, path), server) for name, path, server in channels])
     except BaseException:  # nothing to report to: the VMM sees the broker gone
