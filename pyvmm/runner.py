@@ -113,6 +113,8 @@ def run_guest(opts: RunOptions) -> int:
     # Every stop signal, not only SIGINT/SIGTERM (a SIGHUP must close the devices too), and
     # until the machine is closed: a signal must not unwind half-way through closing it.
     previous = stopsignals.handle(on_signal)
+    if stopsignals.received() is not None:  # one came before, and its StopSignal was lost
+        on_signal(stopsignals.received(), None)
     try:
         result = _run_built(machine, opts, ext, stats_file)
     finally:

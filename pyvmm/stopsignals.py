@@ -28,7 +28,9 @@ with ``exclude``.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 from collections.abc import Callable, Iterable, Iterator
 
 #: The signal that kicks a vCPU thread out of ``KVM_RUN`` (:mod:`pyvmm.vcpu`): never a stop signal.
@@ -75,6 +77,7 @@ class StopSignal(BaseException):
 
 _first: int | None = None
 _raising = False
+_default_unraisablehook = sys.unraisablehook
 
 
 def _raise_once(signum, frame) -> None:
@@ -85,12 +88,32 @@ def _raise_once(signum, frame) -> None:
     raise StopSignal(signum)
 
 
+def _unraisable(unraisable) -> None:
+    """A :class:`StopSignal` raised where Python cannot propagate it (a weakref callback such
+    as importlib's module-lock one, a ``__del__``) would be printed as "Exception ignored"
+    and lost: send the signal again instead, so it is raised at the next ordinary bytecode."""
+    global _first
+    exc = unraisable.exc_value
+    if not isinstance(exc, StopSignal):
+        _default_unraisablehook(unraisable)
+        return
+    _first = None
+    os.kill(os.getpid(), exc.signum)  # os.kill, not signal.raise_signal: that runs the handler here
+
+
 def install_early(exclude: Iterable[int] = ()) -> None:
     """Make every stop signal raise :class:`StopSignal` (once); main thread only."""
     global _raising
     _raising = True
+    sys.unraisablehook = _unraisable
     for sig in stop_signals(exclude):
         signal.signal(sig, _raise_once)
+
+
+def received() -> int | None:
+    """The stop signal :func:`install_early`'s handler took, if any (whether or not its
+    exception got through: the runner checks this once its own handler is in place)."""
+    return _first
 
 
 def quiet() -> None:
@@ -99,6 +122,7 @@ def quiet() -> None:
     signals still do not kill pyvmm half-way through its exit."""
     global _raising
     _raising = False
+    sys.unraisablehook = _default_unraisablehook
 
 
 def handle(handler: Callable[[int, object], None], exclude: Iterable[int] = ()) -> dict[int, object]:
