@@ -137,7 +137,8 @@ def _preload_for_sandbox() -> None:
     instead of failing the build."""
     import pyvmm.crash
     import pyvmm.kvm.exits
-    import pyvmm.sandbox  # noqa: F401  (contain() needs it)
+    import pyvmm.landlock
+    import pyvmm.sandbox  # noqa: F401  (contain() needs them)
     from pyvmm.fastloop import library
 
     library()
@@ -399,8 +400,14 @@ class Machine:
         # Everything the run needs after this was imported (and the compiled loop loaded)
         # by _preload_for_sandbox: the filter refuses opening files. No disassembly in crash
         # reports under it: capstone's import would cost more than a whole boot.
-        from pyvmm import sandbox
+        from pyvmm import landlock, sandbox
 
+        if not sandbox.available():  # loads libseccomp now: under Landlock no library can be opened
+            raise sandbox.SandboxError("libseccomp.so.2 is not installed")
+        try:  # a second wall where the kernel has Landlock (pyvmm.landlock); seccomp is the first
+            self.landlock_abi = landlock.restrict()
+        except OSError:
+            self.landlock_abi = 0
         sandbox.apply()
 
     def request_stop(self, result: RunResult) -> None:

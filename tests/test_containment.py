@@ -268,3 +268,62 @@ def test_stale_socket_from_a_dead_pyvmm_does_not_block_the_next_run(tmp_path):
     )
     assert run.returncode == 3 and run.stderr == "", run
     assert not path.exists()
+
+
+# -- Landlock, the second wall -------------------------------------------------------------------
+LANDLOCK_PROBE = r"""
+import json, os, signal, socket, sys, threading
+from pyvmm import landlock
+
+ABSTRACT = "\0" + sys.argv[2]
+listener = socket.socket(socket.AF_UNIX)
+listener.bind(ABSTRACT)
+listener.listen(1)
+abi = landlock.restrict()
+out = {"abi": abi}
+
+def attempt(name, fn):
+    try:
+        fn()
+        out[name] = 0
+    except OSError as e:
+        out[name] = e.errno
+
+attempt("open", lambda: os.open(sys.argv[1], os.O_RDONLY))
+attempt("unlink", lambda: os.unlink(sys.argv[1]))
+attempt("mkdir", lambda: os.mkdir(sys.argv[1] + ".d"))
+attempt("abstract", lambda: socket.socket(socket.AF_UNIX).connect(ABSTRACT))
+attempt("tcp", lambda: socket.create_connection(("127.0.0.1", 9), timeout=1))
+got = []
+signal.signal(signal.SIGUSR1, lambda *a: got.append(1))
+t = threading.Thread(target=lambda: signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1))
+t.start(); t.join()
+out["thread-signal"] = got == [1]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(__import__("pyvmm.landlock").landlock.abi_version() < 1, reason="the kernel has no Landlock")
+def test_landlock_alone_refuses_files_abstract_sockets_and_tcp(tmp_path):
+    """Without seccomp's help: what :func:`pyvmm.landlock.restrict` refuses on its own."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host data")
+    abstract = f"pyvmm-landlock-{os.getpid()}"  # the probe adds the NUL: argv cannot hold one
+    run = subprocess.run(
+        [sys.executable, "-c", LANDLOCK_PROBE, str(secret), abstract],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["abi"] >= 1
+    for name in ("open", "unlink", "mkdir"):
+        assert out[name] == errno.EACCES, (name, out)
+    if out["abi"] >= 4:
+        assert out["tcp"] == errno.EACCES, out
+    if out["abi"] >= 6:  # scoped: an abstract socket outside the domain is out of reach
+        assert out["abstract"] == errno.EPERM, out
+    assert out["thread-signal"], out  # vCPU kicks (signals between our own threads) still arrive
+    assert secret.read_text() == "host data"

@@ -104,7 +104,7 @@ def test_a_signal_at_any_point_of_startup_exits_128_plus_n(tmp_path, sig):
         signal.SIGALRM,
         signal.SIGTERM,
         signal.SIGRTMIN + 5,
-    ],  # noqa: E501
+    ],
     ids=stopsignals.name,
 )
 def test_every_stop_signal_mid_run_cleans_up(tmp_path, sig):
@@ -123,7 +123,9 @@ def test_every_stop_signal_mid_run_cleans_up(tmp_path, sig):
             f"link=unix:{sock},server",
             "--cmdline",
             "test=spin",
-        ],  # noqa: E501
+            "--timeout",
+            "60",
+        ],
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
