@@ -20,7 +20,6 @@ from pyvmm import stopsignals
 from pyvmm.bootinfo import announce_extensions, low_page_flags, write_boot_info
 from pyvmm.devices import open_device
 from pyvmm.devices.base import ChannelTable, DeviceError
-from pyvmm.devices.broker import SocketBroker
 from pyvmm.devices.console import Console
 from pyvmm.devices.spec import StreamSpec
 from pyvmm.kvm import Cap, Kvm, KvmError, VcpuFd
@@ -190,9 +189,12 @@ class Machine:
         cfg = self.config
         own = self._resources
         # First, so it inherits none of the VM's files or memory; closed last (removes socket files).
-        with stopsignals.deferred():  # a stop signal here must not leave the broker unrecorded
-            self.broker = SocketBroker.for_channels(cfg.channels)
-            if self.broker is not None:
+        self.broker = None
+        if any(isinstance(spec, StreamSpec) for spec in cfg.channels):  # a plain VM imports and forks nothing
+            from pyvmm.devices.broker import SocketBroker
+
+            with stopsignals.deferred():  # a stop signal here must not leave the broker unrecorded
+                self.broker = SocketBroker.for_channels(cfg.channels)
                 own.callback(self.broker.close)
         self.kvm = kvm = Kvm(cfg.kvm_path)
         own.callback(kvm.close)
