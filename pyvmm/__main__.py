@@ -6,13 +6,33 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pyvmm.stdfds import reserve_std_fds
+    from pyvmm import stopsignals
 
-    reserve_std_fds()  # before anything opens a file: see pyvmm.stdfds
-    from pyvmm.brokenpipe import quiet_broken_pipe
+    try:
+        # First: a SIGINT or SIGTERM during the build unwinds it and exits 128+N (pyvmm.stopsignals).
+        stopsignals.install_early()
+        from pyvmm.stdfds import reserve_std_fds
 
-    with quiet_broken_pipe():
-        _main(sys.argv[1:] if argv is None else argv)
+        reserve_std_fds()  # before anything opens a file: see pyvmm.stdfds
+        from pyvmm.brokenpipe import quiet_broken_pipe
+
+        with quiet_broken_pipe():
+            _main(sys.argv[1:] if argv is None else argv)
+    except stopsignals.StopSignal as stop:
+        _say(f"pyvmm: stopped by {stopsignals.name(stop.signum)}\n")
+        sys.exit(stop.status)
+    finally:
+        stopsignals.quiet()
+
+
+def _say(line: str) -> None:
+    """One line on stderr that a stderr nobody reads cannot hold (pyvmm.boundedstderr)."""
+    try:
+        from pyvmm.boundedstderr import BoundedStderr
+
+        BoundedStderr().write(line)
+    except Exception:  # last words: nothing is left to report a failure with
+        pass
 
 
 def _main(args: list[str]) -> None:

@@ -58,7 +58,8 @@ def _identity(fd: int) -> tuple[int, int] | None:
 def _rich_saw_broken_pipe(stdout_was: tuple[int, int] | None) -> bool:
     """rich (typer's help) points fd 1 at /dev/null and exits 1 on ``EPIPE``."""
     now = _identity(1)
-    return now != stdout_was and now == _identity_of_devnull()
+    # None: fd 1 cannot be fstat'ed (the seccomp filter refuses newfstatat): no evidence of rich's swap.
+    return now is not None and now != stdout_was and now == _identity_of_devnull()
 
 
 def _identity_of_devnull() -> tuple[int, int] | None:

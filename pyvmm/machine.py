@@ -16,10 +16,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pyvmm import stopsignals
 from pyvmm.bootinfo import announce_extensions, low_page_flags, write_boot_info
 from pyvmm.devices import open_device
 from pyvmm.devices.base import ChannelTable, DeviceError
 from pyvmm.devices.console import Console
+from pyvmm.devices.spec import StreamSpec
 from pyvmm.kvm import Cap, Kvm, KvmError, VcpuFd
 from pyvmm.kvm.shadow import ShadowMmu, shadow_paging_in_use
 from pyvmm.loader import LoadedElf, read_elf
@@ -134,7 +136,8 @@ def _preload_for_sandbox() -> None:
     instead of failing the build."""
     import pyvmm.crash
     import pyvmm.kvm.exits
-    import pyvmm.sandbox  # noqa: F401  (contain() needs it)
+    import pyvmm.landlock
+    import pyvmm.sandbox  # noqa: F401  (contain() needs them)
     from pyvmm.fastloop import library
 
     library()
@@ -185,6 +188,14 @@ class Machine:
     def _build(self) -> None:
         cfg = self.config
         own = self._resources
+        # First, so it inherits none of the VM's files or memory; closed last (removes socket files).
+        self.broker = None
+        if any(isinstance(spec, StreamSpec) for spec in cfg.channels):  # a plain VM imports and forks nothing
+            from pyvmm.devices.broker import SocketBroker
+
+            with stopsignals.deferred():  # a stop signal here must not leave the broker unrecorded
+                self.broker = SocketBroker.for_channels(cfg.channels)
+                own.callback(self.broker.close)
         self.kvm = kvm = Kvm(cfg.kvm_path)
         own.callback(kvm.close)
         kvm.check_api_version()
@@ -300,7 +311,8 @@ class Machine:
             self.console = Console(self.config.console_fd, in_fd=self.config.console_in_fd)
             channels.add(self.console)  # handle 0 == abi.CONSOLE_HANDLE
             for spec in self.config.channels:
-                channels.add(open_device(spec))
+                endpoint = self.broker.endpoint_for(spec) if isinstance(spec, StreamSpec) else None
+                channels.add(open_device(spec, endpoint))
         except DeviceError as e:
             channels.close()
             raise MachineError(str(e)) from None
@@ -392,11 +404,15 @@ class Machine:
         # Everything the run needs after this was imported (and the compiled loop loaded)
         # by _preload_for_sandbox: the filter refuses opening files. No disassembly in crash
         # reports under it: capstone's import would cost more than a whole boot.
-        from pyvmm import sandbox
-        from pyvmm.devices.spec import StreamSpec
+        from pyvmm import landlock, sandbox
 
-        serves = any(isinstance(spec, StreamSpec) and spec.server for spec in self.config.channels)
-        sandbox.apply(sandbox.SERVER_SOCKET_RULES if serves else ())
+        if not sandbox.available():  # loads libseccomp now: under Landlock no library can be opened
+            raise sandbox.SandboxError("libseccomp.so.2 is not installed")
+        try:  # a second wall where the kernel has Landlock (pyvmm.landlock); seccomp is the first
+            self.landlock_abi = landlock.restrict()
+        except OSError:
+            self.landlock_abi = 0
+        sandbox.apply()
 
     def request_stop(self, result: RunResult) -> None:
         """Ask :meth:`run` to stop the VM; safe from a signal handler (takes no lock)."""

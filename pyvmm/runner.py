@@ -2,16 +2,16 @@
 
 Exit status: the guest's own code (0-255) when it shuts down; 124 when
 ``--timeout`` stops it; 125 when it crashes (a crash report goes to stderr);
-128+N after host signal N (SIGINT, SIGTERM); 2 for a user error (bad option,
+128+N after host signal N (every stop signal of :mod:`pyvmm.stopsignals`); 2 for a user error (bad option,
 bad ELF, no ``/dev/kvm``), reported as one line on stderr.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
+from pyvmm import stopsignals
 from pyvmm.options import RunOptions
 
 EXIT_USAGE = 2
@@ -106,40 +106,23 @@ def run_guest(opts: RunOptions) -> int:
     except OSError as e:  # the host ran out of something while building (EMFILE, ENOMEM): not a crash
         _discard(stats_file)
         return fail(f"cannot build the VM: {e.strerror or e}")
-    if ext:
-        ext.attach(machine)
-    if opts.trace is not None:
-        from pyvmm.trace import TraceError, Tracer
-
-        try:
-            Tracer.open(opts.trace, machine, opts.trace_filter).attach(machine)
-        except TraceError as e:
-            machine.close()
-            _discard(stats_file)
-            return fail(str(e))
 
     def on_signal(signum, frame):
         machine.request_stop(RunResult(StopReason.SIGNAL, exit_code=128 + signum, signal=signum))
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    if not opts.no_seccomp:
-        from pyvmm import sandbox
-
-        if sandbox.available():  # where libseccomp is missing, pyvmm runs uncontained
-            try:
-                machine.contain()
-            except sandbox.SandboxError as e:
-                machine.close()
-                return fail(f"cannot confine pyvmm with seccomp ({e}); --no-seccomp runs without it")
+    # Every stop signal, not only SIGINT/SIGTERM (a SIGHUP must close the devices too), and
+    # until the machine is closed: a signal must not unwind half-way through closing it.
+    previous = stopsignals.handle(on_signal)
+    if stopsignals.received() is not None:  # one came before, and its StopSignal was lost
+        on_signal(stopsignals.received(), None)
     try:
-        result = machine.run()
-    except MachineError as e:
-        return fail(str(e))
+        result = _run_built(machine, opts, ext, stats_file)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         machine.close()
+        stopsignals.restore(previous)
         sys.stderr = BoundedStderr()  # the VM has stopped: a stderr nobody reads must not hold pyvmm
+    if isinstance(result, int):
+        return result
     if ext and ext.hooks["stop"]:
         ext.stopped(result_of(result, machine))
     if machine.metrics is not None:
@@ -158,8 +141,37 @@ def run_guest(opts: RunOptions) -> int:
     elif result.reason is StopReason.TIMEOUT:
         print(f"pyvmm: guest stopped after --timeout {opts.timeout:g}s", file=sys.stderr)
     elif result.reason is StopReason.SIGNAL:
-        print(f"pyvmm: stopped by {signal.Signals(result.signal).name}", file=sys.stderr)
+        print(f"pyvmm: stopped by {stopsignals.name(result.signal)}", file=sys.stderr)
     return result.exit_code
+
+
+def _run_built(machine, opts: RunOptions, ext, stats_file):
+    """Attach the extensions and the tracer, contain pyvmm, run the VM: the RunResult, or
+    the exit status of a user error. The caller closes *machine*, whatever happens."""
+    from pyvmm.machine import MachineError
+
+    if ext:
+        ext.attach(machine)
+    if opts.trace is not None:
+        from pyvmm.trace import TraceError, Tracer
+
+        try:
+            Tracer.open(opts.trace, machine, opts.trace_filter).attach(machine)
+        except TraceError as e:
+            _discard(stats_file)
+            return fail(str(e))
+    if not opts.no_seccomp:
+        from pyvmm import sandbox
+
+        if sandbox.available():  # where libseccomp is missing, pyvmm runs uncontained
+            try:
+                machine.contain()
+            except sandbox.SandboxError as e:
+                return fail(f"cannot confine pyvmm with seccomp ({e}); --no-seccomp runs without it")
+    try:
+        return machine.run()
+    except MachineError as e:
+        return fail(str(e))
 
 
 def _discard(stats_file) -> None:

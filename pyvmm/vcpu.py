@@ -37,6 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pyvmm import stopsignals
 from pyvmm.kvm.structs import KvmRegs
 from pyvmm.paravirt.services import ThreadStartError
 from pyvmm.parking import Parker
@@ -44,8 +45,9 @@ from pyvmm.parking import Parker
 if TYPE_CHECKING:
     from pyvmm.kvm.vcpu import VcpuFd
 
-#: The signal that kicks a vCPU thread out of ``KVM_RUN`` (installed without SA_RESTART).
-KICK_SIGNAL = signal.SIGRTMIN
+#: The signal that kicks a vCPU thread out of ``KVM_RUN`` (installed without SA_RESTART);
+#: defined beside the stop signals, which must never include it.
+KICK_SIGNAL = stopsignals.KICK_SIGNAL
 
 
 def install_kick_handler() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 import threading
 import time
 
@@ -219,13 +220,40 @@ def test_stream_server_removes_only_its_own_socket(tmp_path):
     assert path.exists()
     server.close()
     assert not path.exists()
-    # A socket file that is not ours (here: left over) is reported and kept.
+    # A socket file that replaced ours while the channel was open is not ours: it stays.
+    server = StreamChannel.open("link", str(path), server=True)
+    path.unlink()
+    other = socket.socket(socket.AF_UNIX)
+    other.bind(str(path))
+    other.close()
+    server.close()
+    assert stat.S_ISSOCK(path.lstat().st_mode)
+
+
+def test_stream_server_replaces_a_stale_socket(tmp_path):
+    """A socket file nobody listens on (left by a pyvmm that was SIGKILLed) does not block the next."""
+    path = tmp_path / "s.sock"
     stale = socket.socket(socket.AF_UNIX)
     stale.bind(str(path))
     stale.close()
-    with pytest.raises(DeviceError, match="already exists"):
+    server = StreamChannel.open("link", str(path), server=True)
+    try:  # the file now there is a listening socket (the inode number may be the old one's, reused)
+        client = StreamChannel.open("link", str(path), server=False)
+        try:
+            assert _connected(server, client)
+        finally:
+            client.close()
+    finally:
+        server.close()
+    assert not path.exists()
+
+
+def test_stream_server_leaves_a_file_that_is_not_a_socket(tmp_path):
+    path = tmp_path / "s.sock"
+    path.write_text("precious")
+    with pytest.raises(DeviceError, match="already exists and is not a socket"):
         StreamChannel.open("link", str(path), server=True)
-    assert path.exists()
+    assert path.read_text() == "precious"
 
 
 def test_stream_server_path_in_use(tmp_path):

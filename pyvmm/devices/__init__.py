@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pyvmm.devices.base import Channel
+    from pyvmm.devices.broker import Endpoint
     from pyvmm.devices.spec import ChannelSpec
 
 
-def open_device(spec: ChannelSpec) -> Channel:
-    """Open the device behind *spec*; raises :class:`~pyvmm.devices.base.DeviceError`."""
+def open_device(spec: ChannelSpec, endpoint: Endpoint | None = None) -> Channel:
+    """Open the device behind *spec* (a stream's sockets through *endpoint*, by default
+    made in this process); raises :class:`~pyvmm.devices.base.DeviceError`."""
     from pyvmm.devices.spec import DiskSpec
 
     if isinstance(spec, DiskSpec):
@@ -23,4 +25,4 @@ def open_device(spec: ChannelSpec) -> Channel:
         return BlockDevice.open(spec.name, spec.path)
     from pyvmm.devices.stream import StreamChannel
 
-    return StreamChannel.open(spec.name, spec.path, server=spec.server)
+    return StreamChannel.open(spec.name, spec.path, server=spec.server, endpoint=endpoint)

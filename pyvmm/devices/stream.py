@@ -20,11 +20,11 @@ import errno
 import os
 import select
 import socket
-import stat
 import threading
 from collections.abc import Callable
 
 from pyvmm.devices.base import Channel, ChannelError, DeviceError
+from pyvmm.devices.broker import DirectEndpoint, Endpoint
 from pyvmm.devices.watch import POLLIN, POLLOUT, Watcher
 from pyvmm.paravirt.abi import ChannelFlag, ChannelKind, Errno
 
@@ -34,7 +34,6 @@ _RECV_FLAGS = socket.MSG_DONTWAIT
 CONNECT_RETRY_MS = 10
 #: connect() results that mean "the listener is not (yet) there": try again.
 _RETRY_CONNECT = {errno.ENOENT, errno.ECONNREFUSED, errno.EAGAIN}
-_SO_ACCEPTCON = 0x10000  # /proc/net/unix Flags bit of a listening socket
 #: Bigger socket buffers let one SEND move more of a bulk transfer (the kernel caps them at wmem_max).
 SOCKET_BUFFER = 4 << 20
 
@@ -45,40 +44,6 @@ class State(enum.Enum):
     WAITING = "waiting"  # no peer yet
     CONNECTED = "connected"
     FAILED = "failed"  # the connect failed for good (e.g. permission): reported like a vanished peer
-
-
-def _listening(path: str) -> bool:
-    """Whether a listening Unix socket is bound at *path* (asking the kernel, not connecting:
-    a probe connection would be taken by that listener as its peer)."""
-    wanted = {path, os.path.abspath(path)}
-    try:
-        with open("/proc/net/unix") as f:
-            next(f, None)
-            for line in f:
-                fields = line.split()
-                if len(fields) >= 8 and int(fields[3], 16) & _SO_ACCEPTCON and fields[7] in wanted:
-                    return True
-    except (OSError, ValueError):
-        pass
-    return False
-
-
-def _listen(name: str, path: str) -> tuple[socket.socket, tuple[int, int]]:
-    """Bind and listen at *path*; returns the socket and the (dev, inode) of the socket file we made."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
-    try:
-        sock.bind(path)
-        sock.listen(1)
-        st = os.stat(path)
-    except OSError as e:
-        sock.close()
-        if e.errno == errno.EADDRINUSE:
-            if _listening(path):
-                raise DeviceError(f"--channel {name}: {path} is in use by another listening VM") from None
-            # Not ours: we remove nothing we did not create, a stale socket included.
-            raise DeviceError(f"--channel {name}: {path} already exists (remove it if it is a stale socket)") from None
-        raise DeviceError(f"--channel {name}: cannot listen on {path}: {e.strerror}") from None
-    return sock, (st.st_dev, st.st_ino)
 
 
 def _tune(sock: socket.socket) -> None:
@@ -93,7 +58,7 @@ class StreamChannel(Channel):
     kind = ChannelKind.STREAM
     has_readiness_events = True
 
-    def __init__(self, name: str, path: str, listener: socket.socket | None, made: tuple[int, int] | None) -> None:
+    def __init__(self, name: str, path: str, endpoint: Endpoint, listener: socket.socket | None) -> None:
         self.name = name
         self.path = path
         self.server = listener is not None
@@ -102,27 +67,29 @@ class StreamChannel(Channel):
         #: Called (from the channel's thread or a vCPU's) whenever readiness may have changed.
         self.on_ready: Callable[[], None] | None = None
         self._listener = listener
-        self._made = made  # (dev, inode) of the socket file we created, to remove only that one
+        self._endpoint = endpoint  # where sockets come from, and who removes the socket file
         self._sock: socket.socket | None = None
         self._watcher = Watcher(self._ready_changed)
         self._thread = threading.Thread(target=self._io_main, name=f"channel-{name}", daemon=True)
 
     @classmethod
-    def open(cls, name: str, path: str, *, server: bool) -> StreamChannel:
-        """Listen (*server*) or start connecting to *path*; raises :class:`DeviceError`."""
+    def open(cls, name: str, path: str, *, server: bool, endpoint: Endpoint | None = None) -> StreamChannel:
+        """Listen (*server*) or start connecting to *path*, through *endpoint* (the socket
+        broker's, in a VM: :mod:`pyvmm.devices.broker`; by default in this process).
+        Raises :class:`DeviceError`."""
+        endpoint = endpoint or DirectEndpoint(name, path)
         if server:
-            listener, made = _listen(name, path)
+            listener = endpoint.listen()
         else:
             parent = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(parent):
                 raise DeviceError(f"--channel {name}: {parent} is not a directory")
-            listener, made = None, None
-        channel = cls(name, path, listener, made)
+            listener = None
+        channel = cls(name, path, endpoint, listener)
         try:
             channel._thread.start()
         except RuntimeError as e:  # "can't start new thread": the host's limits, a one-line error
-            channel._made = made  # close() removes the socket file we made
-            channel.close()
+            channel.close()  # removes the socket file we made
             raise DeviceError(f"--channel {name}: cannot start its thread ({e})") from None
         return channel
 
@@ -226,13 +193,11 @@ class StreamChannel(Channel):
 
     def _connect(self) -> socket.socket | None:
         while not self._watcher.closing:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
-            err = sock.connect_ex(self.path)
-            if err == 0:
-                return sock
-            sock.close()
-            if err not in _RETRY_CONNECT:
-                raise OSError(err, os.strerror(err))
+            try:
+                return self._endpoint.connect()
+            except OSError as e:
+                if e.errno not in _RETRY_CONNECT:
+                    raise
             self._watcher.wait(-1, 0, CONNECT_RETRY_MS)
         return None
 
@@ -247,11 +212,4 @@ class StreamChannel(Channel):
             if sock is not None:
                 sock.close()
         self._sock = self._listener = None
-        if self._made is not None:
-            try:
-                st = os.lstat(self.path)
-                if stat.S_ISSOCK(st.st_mode) and (st.st_dev, st.st_ino) == self._made:
-                    os.unlink(self.path)
-            except OSError:
-                pass
-            self._made = None
+        self._endpoint.release()

@@ -37,7 +37,8 @@ def share_rules(root_fd: int):
     """What the share needs under the seccomp filter: ``openat2`` only relative to its root
     (RESOLVE_BENEATH is in the ``open_how`` struct, which a filter cannot read: the root fd
     is what confines it), ``getdents64`` and ``fcntl(F_DUPFD_CLOEXEC)`` for listings
-    (``os.scandir``), ``readlinkat`` for a link's target (on an ``O_PATH`` fd, path "")."""
+    (``os.scandir``), ``readlinkat`` for a link's target (on an ``O_PATH`` fd, path ""),
+    ``newfstatat`` with ``AT_EMPTY_PATH`` for ``os.fstat``."""
     from pyvmm.sandbox import Rule
 
     return (
@@ -45,6 +46,11 @@ def share_rules(root_fd: int):
         Rule("getdents64"),
         Rule("fcntl", ((1, 4, 1030, 0),)),  # F_DUPFD_CLOEXEC
         Rule("readlinkat"),
+        # os.fstat and fdopendir (scandir) are glibc's newfstatat(fd, "", AT_EMPTY_PATH). The
+        # filter cannot see that the path is empty, so with a share a compromised pyvmm could
+        # read a host path's metadata (never its contents: opens stay beneath the share);
+        # without a share the call is refused (docs/robustness.md).
+        Rule("newfstatat", ((3, 4, 0x1000, 0),)),  # flags == AT_EMPTY_PATH
     )
 
 
