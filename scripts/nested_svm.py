@@ -474,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         # A file that wedges the nested kernel (it stops printing: see the module
         # docstring) is killed with QEMU after --silence seconds; the files after it run
         # in a fresh boot, so one wedge costs a file, not the run.
-        with (work / "console.log").open("w") as sink:
+        with (work / "console.log").open("w", buffering=1) as sink:  # line-buffered: watchable
             while remaining and time.monotonic() < deadline:
                 job = job_script(ROOT, python, cache, remaining, args.keyword, args.timeout_per_file, runs)
                 initramfs = build_initramfs(work, modules_dir, cache, job)
