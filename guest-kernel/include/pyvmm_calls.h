@@ -94,6 +94,12 @@ static inline long pvm_hc_channel_info(unsigned long handle, unsigned long info)
     return pvm_hypercall(PVM_HC_CHANNEL_INFO, handle, info, 0, 0, 0);
 }
 
+/* SNAPSHOT() -> 0 in the original, the clone id in a restored copy */
+static inline long pvm_hc_snapshot(void)
+{
+    return pvm_hypercall(PVM_HC_SNAPSHOT, 0, 0, 0, 0, 0);
+}
+
 /* AS_CREATE() -> handle */
 static inline long pvm_hc_as_create(void)
 {

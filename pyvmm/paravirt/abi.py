@@ -18,7 +18,7 @@ from ctypes import c_char, c_int64, c_uint32, c_uint64
 from typing import NamedTuple
 
 ABI_VERSION_MAJOR = 1
-ABI_VERSION_MINOR = 1  # 1.1: the extension range (EXT_BASE..) and its boot-info fields
+ABI_VERSION_MINOR = 2  # 1.1: the extension range (EXT_BASE..); 1.2: SNAPSHOT and the clone fields
 ABI_VERSION = (ABI_VERSION_MAJOR << 16) | ABI_VERSION_MINOR
 
 #: The one I/O port a hypercall is issued on (fits ``out %eax, $imm8``).
@@ -70,6 +70,7 @@ class Hypercall(enum.IntEnum):
     EVENT_CLOSE = 12  # (port) -> 0
     CHANNEL_FLUSH = 13  # (handle) -> 0 once written data is durable
     CHANNEL_INFO = 14  # (handle, info_gpa) -> 0, fills struct pvm_channel_stat
+    SNAPSHOT = 15  # () -> 0 in the original, the clone id (>= 1) in a restored copy (ABI 1.2)
     # 32-47: address spaces (pagetable-set); see docs/abi.md "Address spaces".
     AS_CREATE = 32  # () -> handle
     AS_DESTROY = 33  # (handle) -> 0; -EBUSY while loaded on a vCPU
@@ -116,6 +117,7 @@ HYPERCALL_SPECS: dict[Hypercall, HypercallSpec] = {
         _spec(Hypercall.EVENT_CLOSE, "port", "0"),
         _spec(Hypercall.CHANNEL_FLUSH, "handle", "0 once written data is durable"),
         _spec(Hypercall.CHANNEL_INFO, "handle info", "0"),
+        _spec(Hypercall.SNAPSHOT, "", "0 in the original, the clone id in a restored copy"),
         _spec(Hypercall.AS_CREATE, "", "handle"),
         _spec(Hypercall.AS_DESTROY, "handle", "0"),
         _spec(Hypercall.AS_MAP, "handle va gpa len prot", "0"),
@@ -166,6 +168,7 @@ class Feature(enum.IntFlag):
     INTER_VM = 1 << 6  # stream channels to another VM (--channel)
     ADDRESS_SPACES = 1 << 7  # pagetable-set calls and page-fault forwarding
     EXTENSIONS = 1 << 8  # ABI 1.1: the extension range; ext_* fields of boot info are valid
+    SNAPSHOT = 1 << 9  # ABI 1.2: SNAPSHOT has somewhere to write; clone_* fields of boot info are valid
 
 
 class Prot(enum.IntFlag):
@@ -329,6 +332,9 @@ class BootInfo(ctypes.Structure):
         ("ext_base", c_uint32),  # first extension hypercall number (EXT_BASE)
         ("ext_count", c_uint32),  # how many numbers the range has (EXT_COUNT)
         ("ext_registered", c_uint64),  # bit i: number ext_base + i has a handler
+        # ABI 1.2: rewritten by the VMM in each copy restored from a snapshot.
+        ("clone_id", c_uint64),  # 0 in the VM that booted; >= 1 in a restored copy (SNAPSHOT's result)
+        ("clone_seed", c_uint64),  # random, fresh in every copy: reseed guest RNGs after a restore
     ]
 
 
