@@ -23,6 +23,20 @@ _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE | re.ASC
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
+_ZERO_PAGE = bytes(PAGE_SIZE)
+_LOW_BIT = bytes(i & 1 for i in range(256))  # mincore's vector: bit 0 = resident
+_RUN = re.compile(b"\x01+")
+_LIBC = None
+
+
+def _libc():
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+        _LIBC.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    return _LIBC
+
+
 class GuestMemoryError(Exception):
     """A guest-physical range lies (partly) outside guest RAM.
 
@@ -106,6 +120,24 @@ class GuestMemory:
 
     def _touch(self, gpa: int, length: int) -> None:
         self.host_dirty.update(range(gpa >> 12, (gpa + max(length, 1) - 1 >> 12) + 1))
+
+    # -- snapshots ----------------------------------------------------------
+    def resident_pages(self) -> list[int]:
+        """Page numbers the host has backed (``mincore``): the guest (or pyvmm) touched
+        them, or they came from a snapshot file's page cache. Pages never touched read as
+        zero and need no look: a snapshot's cost follows touched memory, not RAM size."""
+        npages = self.size // PAGE_SIZE
+        vec = (ctypes.c_ubyte * npages)()
+        if _libc().mincore(ctypes.c_void_p(self.host_address), ctypes.c_size_t(self.size), vec) != 0:
+            return list(range(npages))  # cannot tell: look at every page
+        resident = bytes(vec).translate(_LOW_BIT)
+        # Runs found in C (re): a Python loop over every page would cost 15 ms per GiB.
+        return [p for m in _RUN.finditer(resident) for p in range(m.start(), m.end())]
+
+    def nonzero_pages(self, pages: list[int]) -> list[int]:
+        """Those of *pages* holding a byte other than zero."""
+        mm = self._mm
+        return [p for p in pages if mm[p * PAGE_SIZE : (p + 1) * PAGE_SIZE] != _ZERO_PAGE]
 
     # -- the checked accessor ----------------------------------------------
     def check(self, gpa: int, length: int) -> int:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def install_all(dispatcher: Dispatcher, services: Services) -> None:
     """Register every ABI v1 call, each module with the services it names (and nothing else)."""
     from pyvmm.paravirt.address_spaces import install_address_spaces
-    from pyvmm.paravirt.calls import channels, core, events, multicall, sched
+    from pyvmm.paravirt.calls import channels, core, events, multicall, sched, snapshot
 
     mem = services.memory
     core.install(dispatcher)
@@ -28,3 +28,4 @@ def install_all(dispatcher: Dispatcher, services: Services) -> None:
     sched.install(dispatcher, mem, services.vcpus, services.events, services.timers)
     multicall.install(dispatcher, mem)
     install_address_spaces(dispatcher, services.address_spaces)
+    snapshot.install(dispatcher, services.snapshots)
