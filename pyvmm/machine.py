@@ -433,7 +433,10 @@ class Machine:
         from pyvmm.devices.spec import StreamSpec
 
         serves = any(isinstance(spec, StreamSpec) and spec.server for spec in self.config.channels)
-        sandbox.apply(sandbox.SERVER_SOCKET_RULES if serves else ())
+        extra = sandbox.SERVER_SOCKET_RULES if serves else ()
+        if self.config.snapshot_dir is not None:
+            extra += sandbox.snapshot_rules(self.config.snapshot_dir.fd)
+        sandbox.apply(extra)
 
     def request_snapshot(self) -> None:
         """Ask :meth:`run` to snapshot the VM into ``config.snapshot_dir``; safe from a

@@ -60,7 +60,6 @@ def run_guest(opts: RunOptions) -> int:
 
     ext = None  # plugins only: a plain run imports none of their machinery
     if opts.plugin:
-        from pyvmm.api import result_of  # now: under the seccomp filter an import cannot open its file
         from pyvmm.extensions import Extensions
         from pyvmm.plugins import PluginError, load
 
@@ -84,8 +83,13 @@ def run_guest(opts: RunOptions) -> int:
         except ReportFileError as e:
             return fail(f"--stats-json: {e}")
 
-    from pyvmm.boundedstderr import BoundedStderr  # now: the seccomp filter refuses imports later
-    from pyvmm.machine import Machine, MachineConfig, MachineError, RunResult, StopReason
+    from pyvmm.machine import Machine, MachineConfig, MachineError
+
+    try:
+        snapshot_dir, snapshot_signal = snapshot_options(opts)
+    except ValueError as e:
+        _discard(stats_file)
+        return fail(str(e))
 
     config = MachineConfig(
         kernel=kernel,
@@ -97,14 +101,17 @@ def run_guest(opts: RunOptions) -> int:
         stats=opts.stats or opts.stats_json is not None,
         kvm_path=os.environ.get("PYVMM_KVM_DEVICE", "/dev/kvm"),
         extra_channels=ext.devices() if ext else (),
+        snapshot_dir=snapshot_dir,
     )
     try:
         machine = Machine(config)
     except (KvmError, LoaderError, MachineError) as e:
         _discard(stats_file)
+        _close(snapshot_dir)
         return fail(str(e))
     except OSError as e:  # the host ran out of something while building (EMFILE, ENOMEM): not a crash
         _discard(stats_file)
+        _close(snapshot_dir)
         return fail(f"cannot build the VM: {e.strerror or e}")
     if ext:
         ext.attach(machine)
@@ -117,11 +124,60 @@ def run_guest(opts: RunOptions) -> int:
             machine.close()
             _discard(stats_file)
             return fail(str(e))
+    return execute(machine, opts, snapshot_signal, ext=ext, stats_file=stats_file)
+
+
+def snapshot_options(opts):
+    """``--snapshot-dir`` opened (before the seccomp filter) and ``--snapshot-on``'s signal
+    number. Raises ``ValueError`` with the one-line message."""
+    if opts.snapshot_on is not None and opts.snapshot_dir is None:
+        raise ValueError("--snapshot-on needs --snapshot-dir")
+    signum = None
+    if opts.snapshot_on is not None:
+        name = opts.snapshot_on.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        sig = getattr(signal, name, None)
+        if not isinstance(sig, signal.Signals) or sig in _NOT_FOR_SNAPSHOTS:
+            raise ValueError(f"--snapshot-on {opts.snapshot_on}: not a signal pyvmm can take (e.g. SIGUSR1)")
+        signum = int(sig)
+    if opts.snapshot_dir is None:
+        return None, signum
+    from pyvmm.snapshot.format import SnapshotDir, SnapshotError
+
+    try:
+        return SnapshotDir(opts.snapshot_dir), signum
+    except SnapshotError as e:
+        raise ValueError(str(e)) from None
+
+
+#: Signals --snapshot-on cannot mean: uncatchable, the stop signals, or the vCPU kick.
+_NOT_FOR_SNAPSHOTS = {signal.SIGKILL, signal.SIGSTOP, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGRTMIN}
+
+
+def _close(snapshot_dir) -> None:
+    if snapshot_dir is not None:
+        snapshot_dir.close()
+
+
+def execute(machine, opts, snapshot_signal: int | None = None, *, ext=None, stats_file=None) -> int:
+    """Run a built *machine* under the signal handlers and the seccomp filter; report; the
+    exit status. Shared by ``pyvmm run`` and ``pyvmm restore``."""
+    from pyvmm.boundedstderr import BoundedStderr  # now: the seccomp filter refuses imports later
+    from pyvmm.machine import MachineError, RunResult, StopReason
+
+    if ext is not None and ext.hooks["stop"]:
+        from pyvmm.api import result_of  # now: under the seccomp filter an import cannot open its file
 
     def on_signal(signum, frame):
         machine.request_stop(RunResult(StopReason.SIGNAL, exit_code=128 + signum, signal=signum))
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    def on_snapshot_signal(signum, frame):
+        machine.request_snapshot()  # run()'s main-thread poll takes it: a handler must not take locks
+
+    handlers = {signal.SIGINT: on_signal, signal.SIGTERM: on_signal}
+    if snapshot_signal is not None:  # the one place --snapshot-on's signal is wired: it snapshots, never stops
+        handlers[signal.Signals(snapshot_signal)] = on_snapshot_signal
+    previous = {sig: signal.signal(sig, fn) for sig, fn in handlers.items()}
     if not opts.no_seccomp:
         from pyvmm import sandbox
 
@@ -140,13 +196,13 @@ def run_guest(opts: RunOptions) -> int:
             signal.signal(sig, handler)
         machine.close()
         sys.stderr = BoundedStderr()  # the VM has stopped: a stderr nobody reads must not hold pyvmm
-    if ext and ext.hooks["stop"]:
+    if ext is not None and ext.hooks["stop"]:
         ext.stopped(result_of(result, machine))
     if machine.metrics is not None:
         status = _report_stats(machine.metrics, opts, stats_file)
         if status:
             return status
-    if opts.stats:
+    if getattr(opts, "stats", False):
         print(format_stats(machine), file=sys.stderr)
         from pyvmm.extensions import format_errors
 

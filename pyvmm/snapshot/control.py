@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from pyvmm.paravirt.abi import Errno
 from pyvmm.paravirt.dispatcher import HypercallError
 from pyvmm.snapshot.format import SnapshotDir, SnapshotError
+from pyvmm.snapshot.reset import Baseline
 from pyvmm.snapshot.take import pause_and_capture
 
 if TYPE_CHECKING:
@@ -75,8 +76,6 @@ class SnapshotControl:
                 finally:
                     ram.release()
                 if resettable:
-                    from pyvmm.snapshot.reset import Baseline
-
                     if self.baseline is not None:
                         self.baseline.close()
                     self.baseline = Baseline.start(m, manifest, self.destination.open_memory())

@@ -14,6 +14,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+# Imported here, at build time, not when a snapshot is taken: the seccomp filter refuses imports then.
+from pyvmm.devices.block import BlockDevice
+from pyvmm.devices.stream import StreamChannel
 from pyvmm.paravirt import abi
 from pyvmm.paravirt.services import PauseKind
 from pyvmm.snapshot import vcpustate
@@ -78,9 +81,6 @@ def capture(machine, kinds: dict[int, PauseKind]) -> Manifest:
 def channel_records(channels) -> list[ChannelRecord]:
     """What restore needs to reattach each channel: its kind, name, and for a disk the
     path, size and a hash of its contents (checked at restore)."""
-    from pyvmm.devices.block import BlockDevice
-    from pyvmm.devices.stream import StreamChannel
-
     out = []
     for handle, device in enumerate(channels):
         rec = ChannelRecord(handle, int(device.kind), device.name)
