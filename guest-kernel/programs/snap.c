@@ -6,6 +6,9 @@
  * mode=wait: prints "snap: ready", then ticks N times every P ms (BLOCK with a deadline),
  *   for a host-side snapshot (pyvmm run --snapshot-on SIGUSR1) at any point.
  * mode=timer: arms its one-shot timer P ms ahead, calls SNAPSHOT, waits for the tick.
+ * mode=dirty [pages=D]: calls SNAPSHOT, then adds 1 to one byte in each of D pages (16 by
+ *   default) and shuts down with the first one as exit code: 1 every time when a reset to the
+ *   snapshot puts memory back (a fuzzer's loop), prints nothing after the snapshot.
  * Every mode checks that its clocks (TSC and CLOCK_GET) never go back. */
 #include "arch.h"
 #include "events.h"
@@ -15,6 +18,8 @@
 static uint64_t last_tsc_ns, last_mono;
 static unsigned backwards;
 static volatile int fired;
+#define DIRTY_MAX 32 /* the kernel image must stay below 4 MiB */
+static volatile unsigned char dirty_area[DIRTY_MAX * 4096] __attribute__((aligned(4096)));
 
 static void check_time(void)
 {
@@ -60,6 +65,19 @@ static int snap_main(void)
         check_time();
         kprintf("snap: timer fired, clone=%lu backwards=%u\n", (unsigned long)boot_info->clone_id, backwards);
         return backwards ? 1 : 0;
+    }
+    if (!strncmp(mode, "dirty", 6)) {
+        long pages = cmdline_get("pages", arg, sizeof arg) > 0 ? parse_long(arg) : 16;
+        if (pages < 1 || pages > DIRTY_MAX)
+            pages = 16;
+        long r = pvm_hc_snapshot();
+        if (r < 0) {
+            kprintf("snap: snapshot -> %ld\n", r);
+            return 100;
+        }
+        for (long i = 0; i < pages; i++)
+            dirty_area[i * 4096]++;
+        return dirty_area[0];
     }
     if (!strncmp(mode, "wait", 5)) {
         kprintf("snap: ready\n");

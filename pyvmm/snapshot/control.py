@@ -45,6 +45,8 @@ class SnapshotControl:
         #: Set by take(resettable=True): what reset() rolls back to.
         self.baseline = None
         self.clones = 0
+        #: Every snapshot becomes reset()'s baseline (the API: a fuzzer's guest snapshots itself).
+        self.resettable = False
 
     @property
     def available(self) -> bool:
@@ -57,11 +59,19 @@ class SnapshotControl:
         if self.destination is not None:
             self.destination.close()
 
-    def take(self, caller: Vcpu | None = None, *, resettable: bool = False, wait: bool = True) -> SnapshotReport:
+    def take(
+        self,
+        caller: Vcpu | None = None,
+        *,
+        resettable: bool = False,
+        wait: bool = True,
+        destination: SnapshotDir | None = None,
+    ) -> SnapshotReport:
         """Snapshot the running VM into the destination; the VM goes on either way.
         *resettable*: keep it as the baseline of :meth:`reset` (dirty logging on from now).
         Raises :class:`SnapshotError` (no destination, another snapshot under way, a failed write)."""
-        if self.destination is None:
+        dest = destination or self.destination
+        if dest is None:
             raise SnapshotError("no snapshot destination (pyvmm run --snapshot-dir DIR)")
         if not self._lock.acquire(blocking=wait):
             raise SnapshotError("another snapshot is being taken")
@@ -72,18 +82,18 @@ class SnapshotControl:
             try:
                 ram = m.memory.view(0, m.memory.size)
                 try:
-                    written = self.destination.write(manifest, ram)
+                    written = dest.write(manifest, ram)
                 finally:
                     ram.release()
                 if resettable:
                     if self.baseline is not None:
                         self.baseline.close()
-                    self.baseline = Baseline.start(m, manifest, self.destination.open_memory())
+                    self.baseline = Baseline.start(m, manifest, dest.open_memory())
                 t1 = time.monotonic_ns()
             finally:
                 m.vcpus.resume()
             pages = sum(n for _, n in manifest.memory_runs)
-            report = SnapshotReport(self.destination.path, pages, written, t1 - t0, time.monotonic_ns() - t0)
+            report = SnapshotReport(dest.path, pages, written, t1 - t0, time.monotonic_ns() - t0)
             self.last, self.last_error = report, None
             return report
         except SnapshotError as e:
@@ -99,7 +109,7 @@ class SnapshotControl:
         if self.destination is None:
             raise HypercallError(Errno.ENOSYS, "no snapshot destination")
         try:
-            self.take(vcpu, resettable=self.baseline is not None, wait=False)
+            self.take(vcpu, resettable=self.resettable, wait=False)
         except SnapshotError as e:
             if "another snapshot" in str(e):
                 raise HypercallError(Errno.EBUSY, str(e)) from None
