@@ -283,3 +283,75 @@ def test_a_failed_snapshot_write_leaves_the_vm_running(tmp_path):
         assert os.listdir(small) == []  # nothing half-written left behind
     finally:
         subprocess.run(["umount", str(small)], check=False)
+
+
+# -- the Python API: snapshot, reset in place, restore in process ---------------------------
+
+
+def test_reset_loop_of_1000_gives_the_same_observable_state_each_time():
+    import pyvmm
+
+    with pyvmm.VM(cmdline="test=snap mode=dirty pages=16") as vm:
+        first = vm.run(timeout=60)
+        assert first.exit_code == 1, first  # the original: each of the 16 bytes went 0 -> 1
+        dirty = set()
+        for i in range(1000):
+            vm.reset()
+            r = vm.run(timeout=60)
+            # Memory rolled back each time: had any of the 16 pages kept its write, the byte would be 2, 3...
+            assert (r.reason, r.exit_code) == (first.reason, 1), (i, r)
+            dirty.add(vm.resets.last_dirty)
+        assert vm.resets.resets == 1000
+        # Only what changed was put back: the 16 pages, the stack, and a few pyvmm wrote (boot info, events).
+        assert min(dirty) >= 16 and max(dirty) < 64, dirty
+
+
+def test_reset_rolls_back_console_visible_state_and_counts_clones():
+    import pyvmm
+
+    with pyvmm.VM(cmdline="test=snap count=5 at=2") as vm:
+        assert vm.run(timeout=60).exit_code == 0
+        assert b"snap: snapshot -> 0 clone=0" in vm.console_output
+        outputs = []
+        for n in (1, 2, 3):
+            start = len(vm.console_output)
+            vm.reset()
+            assert vm.run(timeout=60).exit_code == 0
+            out = vm.console_output[start:].decode()
+            assert out.startswith(f"snap: snapshot -> {n} clone={n}"), out
+            outputs.append(out.replace(f"-> {n} clone={n}", "-> N clone=N").replace(f"clone={n}", "clone=N"))
+        assert outputs[0] == outputs[1] == outputs[2]
+        assert "snap: 3 sum=14\nsnap: 4 sum=30\nsnap: done sum=30 clone=N backwards=0" in outputs[0]
+
+
+def test_host_snapshot_through_the_api_and_restore_in_process(tmp_path):
+    import pyvmm
+
+    vm = pyvmm.VM(cmdline="test=snap mode=wait count=20 period_ms=30")
+    vm.start(timeout=60)
+    deadline = time.monotonic() + 30
+    while b"snap: tick 3 " not in vm.console_output and time.monotonic() < deadline:
+        time.sleep(0.01)
+    report = vm.snapshot(tmp_path)
+    assert report.pages > 0 and report.bytes_written == report.pages * 4096
+    assert vm.wait(60).exit_code == 0  # the original went on to the end
+    vm.close()
+    with pyvmm.VM.from_snapshot(tmp_path) as clone:
+        r = clone.run(timeout=60)
+        assert r.exit_code == 0, clone.console_output
+        out = clone.console_output.decode()
+        assert "pyvmm guest kernel" not in out and "snap: tick 19 clone=1" in out
+        assert "snap: done backwards=0" in out
+
+
+def test_api_errors_are_vm_errors(tmp_path):
+    import pyvmm
+
+    with pyvmm.VM(cmdline="test=snap count=2 at=0") as vm:
+        with pytest.raises(pyvmm.VmError, match="not built"):
+            vm.reset()
+        vm.run(timeout=60)
+        with pytest.raises(pyvmm.VmError, match="running VM"):
+            vm.snapshot(tmp_path)
+    with pytest.raises(pyvmm.VmError, match=r"no manifest\.json"):
+        pyvmm.VM.from_snapshot(tmp_path).run(timeout=10)
