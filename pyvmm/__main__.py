@@ -45,6 +45,14 @@ def _main(args: list[str]) -> None:
             from pyvmm.runner import run_guest
 
             sys.exit(run_guest(opts))
+    if args[:1] == ["restore"]:
+        from pyvmm.options import RESTORE_OPTIONS, RestoreOptions, parse_run_fast
+
+        opts = parse_run_fast(args[1:], RESTORE_OPTIONS, RestoreOptions)
+        if opts is not None and opts.snapshot is not None:
+            from pyvmm.restorer import restore_guest
+
+            sys.exit(restore_guest(opts))
     from pyvmm.cli import app
 
     try:

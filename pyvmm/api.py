@@ -93,6 +93,7 @@ class VM:
         stdin: bytes | int = b"",
         trace: str | os.PathLike | int | None = None,
         trace_filter: str | None = None,
+        snapshot_dir: str | os.PathLike | None = None,
     ) -> None:
         from pyvmm.devices.spec import SpecError, build_specs
         from pyvmm.memory import parse_size
@@ -119,6 +120,22 @@ class VM:
         self._fds: list[int] = []
         self._runner: threading.Thread | None = None
         self._result: Result | None = None
+        #: Where snapshots go; None: a private temporary directory, made at build.
+        self._snapshot_dir = None if snapshot_dir is None else os.fspath(snapshot_dir)
+        self._own_snapshot_dir: str | None = None
+        self._restore_from: str | None = None
+        self._consumed = 0  # console bytes the drainer has handed to the sink
+        self._consumed_cond = threading.Condition()
+
+    @classmethod
+    def from_snapshot(cls, path: str | os.PathLike, **options) -> VM:
+        """A VM that resumes the snapshot in directory *path* (``pyvmm restore`` in process):
+        its RAM is the snapshot's memory file mapped copy-on-write. *options* are the
+        constructor's (``disks`` replaces the snapshot's disk paths). Raises :class:`VmError`
+        when it runs, for a snapshot that cannot be restored."""
+        vm = cls(None, **options)
+        vm._restore_from = os.fspath(path)
+        return vm
 
     # -- configuring (before the first run) ----------------------------------------------
     def hypercall(self, nr: int, fn: PyHypercall) -> None:
@@ -165,12 +182,18 @@ class VM:
         return self.wait()
 
     def start(self, timeout: float | None = None) -> None:
-        """Build and start the VM in the background; :meth:`wait` for its result."""
+        """Build and start the VM in the background; :meth:`wait` for its result. After
+        :meth:`reset`, start it again: it resumes from the snapshot."""
         if self._runner is not None:
-            raise VmError("the VM has already been started")
+            raise VmError("the VM has already been started (reset() it to run it again)")
         from pyvmm.vcpu import install_kick_handler
 
-        machine = self._build(timeout if timeout is not None else self._timeout)
+        if self._machine is None:
+            machine = self._build(timeout if timeout is not None else self._timeout)
+        else:
+            machine = self._machine
+            if timeout is not None:
+                machine.config.timeout = timeout
         if threading.current_thread() is threading.main_thread():
             install_kick_handler()  # the VM runs on another thread: the handler must exist first
         self._runner = threading.Thread(target=self._run, args=(machine,), name="pyvmm-vm", daemon=True)
@@ -184,8 +207,53 @@ class VM:
         if self._runner.is_alive():
             raise TimeoutError("the VM is still running")
         if self._drainer is not None:
-            self._drainer.join()  # the console's write end is closed: it reads to the end
+            # Everything the console wrote is in the pipe (finish_output): wait until the drainer took it.
+            written = self._machine.console.bytes_out
+            with self._consumed_cond:
+                self._consumed_cond.wait_for(lambda: self._consumed >= written, timeout=5)
         return self._result
+
+    # -- snapshots (docs/snapshot.md) ----------------------------------------------------
+    def snapshot(self, path: str | os.PathLike | None = None):
+        """Snapshot the running VM into directory *path* (default: the VM's snapshot
+        directory) and make it the one :meth:`reset` goes back to. The VM goes on.
+        Returns a report (``pages``, ``bytes_written``, ``pause_ns``, ``total_ns``).
+        Raises :class:`VmError`."""
+        from pyvmm.snapshot.format import SnapshotDir, SnapshotError
+
+        if self._machine is None or self._runner is None or not self._runner.is_alive():
+            raise VmError("snapshot() needs a running VM")
+        try:
+            dest = None if path is None else SnapshotDir(os.fspath(path))
+            try:
+                return self._machine.snapshots.take(resettable=True, destination=dest)
+            finally:
+                if dest is not None:
+                    dest.close()
+        except SnapshotError as e:
+            raise VmError(str(e)) from None
+
+    def reset(self) -> None:
+        """Roll the stopped VM back to its last snapshot (the guest's SNAPSHOT call or
+        :meth:`snapshot`), restoring only the pages written since, plus the vCPU and
+        device state; then :meth:`run` resumes it from there. Raises :class:`VmError`."""
+        from pyvmm.snapshot.format import SnapshotError
+
+        if self._machine is None:
+            raise VmError("the VM is not built yet")
+        if self._runner is not None and self._runner.is_alive():
+            raise VmError("reset() needs a stopped VM: wait() for it, or stop() it first")
+        try:
+            self._machine.reset()
+        except SnapshotError as e:
+            raise VmError(str(e)) from None
+        self._runner = None
+        self._result = None
+
+    @property
+    def resets(self):
+        """The baseline's counters (``resets``, ``last_dirty`` pages, ``last_reset_ns``), or None."""
+        return None if self._machine is None else self._machine.snapshots.baseline
 
     def stop(self) -> None:
         """Ask a running VM to stop (its result's reason is SIGNAL, exit code 0)."""
@@ -211,6 +279,13 @@ class VM:
         if self._machine is not None:
             self._machine.close()
         self._close_console()
+        if self._drainer is not None:
+            self._drainer.join(timeout=5)
+        if self._own_snapshot_dir is not None:
+            import shutil
+
+            shutil.rmtree(self._own_snapshot_dir, ignore_errors=True)
+            self._own_snapshot_dir = None
         self.close_console_input()
         for fd in self._fds:
             try:
@@ -231,31 +306,54 @@ class VM:
         from pyvmm.kvm import KvmError
         from pyvmm.loader import LoaderError
         from pyvmm.machine import Machine, MachineConfig, MachineError
+        from pyvmm.snapshot.format import SnapshotDir, SnapshotError
 
+        restore = specs = None
         try:
-            kernel = self._guest or bundled_kernel(quiet=True)
+            if self._restore_from is not None:
+                restore, specs = self._open_restore()
+            kernel = self._guest or (self._restore_from if restore else bundled_kernel(quiet=True))
         except GuestBuildError as e:
             raise VmError(str(e)) from None
+        try:
+            if self._snapshot_dir is None:
+                import tempfile
+
+                self._own_snapshot_dir = self._snapshot_dir = tempfile.mkdtemp(prefix="pyvmm-snap-")
+            snapshot_dir = SnapshotDir(self._snapshot_dir)
+        except (OSError, SnapshotError) as e:
+            if restore is not None:
+                restore.close()
+            raise VmError(f"snapshot directory: {e}") from None
         out_fd = self._console_fd()
         in_fd = self._stdin_fd()
+        m = restore.manifest if restore is not None else None
         config = MachineConfig(
             kernel=kernel,
-            memory=self._memory,
-            cmdline=self._cmdline,
-            vcpus=self._vcpus,
+            memory=self._memory if m is None else m.memory_size,
+            cmdline=self._cmdline if m is None else m.cmdline,
+            vcpus=self._vcpus if m is None else len(m.vcpus),
             timeout=timeout,
             console_fd=out_fd,
             console_in_fd=in_fd,
-            channels=self._specs,
+            channels=self._specs if m is None else specs,
             extra_channels=self._ext.devices(),
             kvm_path=os.environ.get("PYVMM_KVM_DEVICE", "/dev/kvm"),
+            restore=restore,
+            snapshot_dir=snapshot_dir,
         )
         try:
             machine = Machine(config)
-        except (KvmError, LoaderError, MachineError) as e:
+        except (KvmError, LoaderError, MachineError, SnapshotError) as e:
+            snapshot_dir.close()
             raise VmError(str(e)) from None
         except OSError as e:
+            snapshot_dir.close()
             raise VmError(f"cannot build the VM: {e.strerror or e}") from None
+        finally:
+            if restore is not None:
+                restore.close()
+        machine.snapshots.resettable = True  # the guest's SNAPSHOT is what reset() goes back to
         self._ext.attach(machine)
         if self._trace is not None:
             from pyvmm.trace import TraceError, Tracer
@@ -268,9 +366,27 @@ class VM:
         self._machine = machine
         return machine
 
+    def _open_restore(self):
+        from pyvmm.snapshot.format import SnapshotError, host_boot_id
+        from pyvmm.snapshot.restore import channel_specs, open_snapshot
+
+        try:
+            r = open_snapshot(self._restore_from, boot_id=host_boot_id())
+        except SnapshotError as e:
+            raise VmError(f"cannot restore {self._restore_from}: {e}") from None
+        try:
+            disks = [s.path for s in self._specs if not hasattr(s, "server")]
+            streams = [
+                f"{s.name}=unix:{s.path}{',server' if s.server else ''}" for s in self._specs if hasattr(s, "server")
+            ]
+            return r, channel_specs(r, disks, streams)
+        except SnapshotError as e:
+            r.close()
+            raise VmError(f"cannot restore {self._restore_from}: {e}") from None
+
     def _run(self, machine: Machine) -> None:
+        # The console stays open after the run: a reset VM runs again on it (close() ends it).
         self._result = result_of(machine.run(), machine)
-        self._close_console()  # every vCPU has stopped: nothing writes to it any more
         self._ext.stopped(self._result)
 
     def _close_console(self) -> None:
@@ -284,9 +400,19 @@ class VM:
         r, w = os.pipe()
         self._console_w = w
         sink = self._captured.extend if self._console is None else self._console
-        self._drainer = threading.Thread(target=_drain, args=(r, sink), name="pyvmm-console", daemon=True)
+        self._drainer = threading.Thread(target=self._drain, args=(r, sink), name="pyvmm-console", daemon=True)
         self._drainer.start()
         return w
+
+    def _drain(self, fd: int, sink: Callable[[bytes], None]) -> None:
+        try:
+            while chunk := os.read(fd, 65536):
+                sink(chunk)
+                with self._consumed_cond:
+                    self._consumed += len(chunk)
+                    self._consumed_cond.notify_all()
+        finally:
+            os.close(fd)
 
     def write_console(self, data: bytes) -> None:
         """Send *data* to the guest's console input (``stdin=PIPE``); blocks while the pipe
@@ -327,14 +453,6 @@ def result_of(raw: RunResult, machine: Machine) -> Result:
     counts = {names.get(nr, f"nr{nr}"): n for nr, n in enumerate(machine.dispatcher.counts) if n}
     crash = raw.crash.format() if raw.crash is not None else None
     return Result(raw.reason, raw.exit_code, crash, counts)
-
-
-def _drain(fd: int, sink: Callable[[bytes], None]) -> None:
-    try:
-        while chunk := os.read(fd, 65536):
-            sink(chunk)
-    finally:
-        os.close(fd)
 
 
 def _feed(fd: int, data: bytes) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -74,6 +75,7 @@ def write_boot_info(
     )
     info.tsc_at_boot = tsc_now
     info.monotonic_at_boot = time.monotonic_ns()
+    info.clone_seed = int.from_bytes(os.urandom(8), "little")  # clone_id stays 0: this VM booted
     n = 0
     for handle, device in enumerate(channels):
         entry = info.channels[handle]

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from pyvmm.numbers import ascii_int
-from pyvmm.options import RUN_OPTIONS, RunOptions
+from pyvmm.options import RESTORE_OPTIONS, RUN_OPTIONS, RunOptions
 
 app = typer.Typer(
     add_completion=False,
@@ -64,6 +64,8 @@ def run(
     trace_filter: Annotated[Optional[str], _option("trace_filter")] = None,  # noqa: UP045
     plugin: Annotated[Optional[list[str]], _option("plugin")] = None,  # noqa: UP045
     no_seccomp: Annotated[bool, _option("no_seccomp")] = False,
+    snapshot_dir: Annotated[Optional[str], _option("snapshot_dir")] = None,  # noqa: UP045
+    snapshot_on: Annotated[Optional[str], _option("snapshot_on")] = None,  # noqa: UP045
 ) -> None:
     """Boot a guest, stream its console, and exit with its exit code."""
     from pyvmm.runner import run_guest
@@ -82,6 +84,8 @@ def run(
         trace_filter=trace_filter,
         plugin=list(plugin or ()),
         no_seccomp=no_seccomp,
+        snapshot_dir=snapshot_dir,
+        snapshot_on=snapshot_on,
     )
     raise typer.Exit(run_guest(opts))
 
@@ -132,6 +136,50 @@ def exec_(
         no_seccomp=no_seccomp,
     )
     raise typer.Exit(exec_program(opts))
+
+
+_RESTORE = {spec.name: spec for spec in RESTORE_OPTIONS}
+
+
+def _ropt(name: str, **kw):
+    spec = _RESTORE[name]
+    if spec.type not in (str, bool):
+        kw["parser"] = _strict(spec.type)
+    return typer.Option(*spec.flags, help=spec.help, metavar=spec.metavar, **kw)
+
+
+@app.command()
+def restore(
+    snapshot: Annotated[str, typer.Argument(help="A snapshot directory (docs/snapshot.md).", metavar="DIR")],
+    memory: Annotated[Optional[str], _ropt("memory")] = None,  # noqa: UP045
+    vcpus: Annotated[Optional[int], _ropt("vcpus")] = None,  # noqa: UP045
+    timeout: Annotated[Optional[float], _ropt("timeout")] = None,  # noqa: UP045
+    disk: Annotated[Optional[list[str]], _ropt("disk")] = None,  # noqa: UP045
+    channel: Annotated[Optional[list[str]], _ropt("channel")] = None,  # noqa: UP045
+    allow_changed_disk: Annotated[bool, _ropt("allow_changed_disk")] = False,
+    clone_id: Annotated[Optional[int], _ropt("clone_id")] = None,  # noqa: UP045
+    no_seccomp: Annotated[bool, _ropt("no_seccomp")] = False,
+    snapshot_dir: Annotated[Optional[str], _ropt("snapshot_dir")] = None,  # noqa: UP045
+    snapshot_on: Annotated[Optional[str], _ropt("snapshot_on")] = None,  # noqa: UP045
+) -> None:
+    """Resume a snapshotted VM where it was; exit statuses as for run."""
+    from pyvmm.options import RestoreOptions
+    from pyvmm.restorer import restore_guest
+
+    opts = RestoreOptions(
+        snapshot,
+        memory,
+        vcpus,
+        timeout,
+        disk=list(disk or ()),
+        channel=list(channel or ()),
+        allow_changed_disk=allow_changed_disk,
+        clone_id=clone_id,
+        no_seccomp=no_seccomp,
+        snapshot_dir=snapshot_dir,
+        snapshot_on=snapshot_on,
+    )
+    raise typer.Exit(restore_guest(opts))
 
 
 @app.command()

@@ -31,6 +31,17 @@ _NET_BIND_TCP, _NET_CONNECT_TCP = 1, 2  # ABI 4
 _SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1, 2  # ABI 6
 
 
+#: What a directory given to :func:`restrict` keeps: read, write, create, remove and rename
+#: (within it) regular files; on ABI >= 3 truncate them. For a snapshot directory.
+_WRITE_FILE, _READ_FILE, _READ_DIR, _REMOVE_FILE, _MAKE_REG, _TRUNCATE = 1 << 1, 1 << 2, 1 << 3, 1 << 5, 1 << 8, 1 << 14
+_RULE_PATH_BENEATH = 1
+
+
+class _PathBeneathAttr(ctypes.Structure):
+    _pack_ = 1  # struct landlock_path_beneath_attr is packed
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
 class _RulesetAttr(ctypes.Structure):
     _fields_ = [
         ("handled_access_fs", ctypes.c_uint64),
@@ -51,8 +62,10 @@ def abi_version() -> int:
     return max(int(rc), 0)
 
 
-def restrict() -> int:
-    """Restrict the calling thread (and the threads it starts) as the module docstring says.
+def restrict(writable_dirs: tuple[int, ...] = ()) -> int:
+    """Restrict the calling thread (and the threads it starts) as the module docstring says;
+    each directory fd in *writable_dirs* keeps its regular files' read/write/create/remove
+    (a ``--snapshot-dir``).
 
     Returns the ABI version used (0: not available, nothing done). Raises ``OSError`` if
     the kernel has Landlock but refuses the ruleset."""
@@ -74,6 +87,12 @@ def restrict() -> int:
         err = ctypes.get_errno()
         raise OSError(err, f"landlock_create_ruleset: {os.strerror(err)}")
     try:
+        for dir_fd in writable_dirs:
+            allowed = _WRITE_FILE | _READ_FILE | _READ_DIR | _REMOVE_FILE | _MAKE_REG | (_TRUNCATE if abi >= 3 else 0)
+            rule = _PathBeneathAttr(allowed, dir_fd)
+            if libc.syscall(_SYS_ADD_RULE, ctypes.c_int(fd), ctypes.c_int(_RULE_PATH_BENEATH), ctypes.byref(rule), 0):
+                err = ctypes.get_errno()
+                raise OSError(err, f"landlock_add_rule: {os.strerror(err)}")
         # Required unless CAP_SYS_ADMIN; the seccomp filter sets it as well.
         if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             err = ctypes.get_errno()

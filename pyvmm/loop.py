@@ -30,6 +30,7 @@ from pyvmm.outcome import CONTINUE, STOPPED, Outcome, OutcomeKind
 from pyvmm.paravirt.abi import HYPERCALL_PORT
 from pyvmm.paravirt.calls.sched import wait_for_event
 from pyvmm.paravirt.dispatcher import GuestExit
+from pyvmm.paravirt.services import PauseKind
 from pyvmm.x86.boot import RFLAGS_IF, boot_regs
 
 if TYPE_CHECKING:
@@ -245,6 +246,9 @@ def interrupted(vcpu: Vcpu, vcpus: VcpuSet, err: int) -> bool:
     if vcpus.stopping:
         return True
     vcpu.run_posted()
+    if vcpus.pausing:  # a snapshot: every exit is finished here (KVM_RUN returned EINTR)
+        vcpus.pause_point(vcpu)
+        return vcpus.stopping
     return False
 
 
@@ -284,7 +288,7 @@ def halt(vcpu: Vcpu, env: LoopEnv) -> Outcome:
     if not interrupts_on and vcpu.timer_deadline is None and not env.vcpus.others_started(vcpu.id):
         if not events.has_external_sources() and not events.has_upcall_pending(vcpu.id):
             return Outcome.crash("HLT with interrupts disabled and nothing to wake the vCPU")
-    wait_for_event(vcpu, env.vcpus, events, env.timers, 0)
+    wait_for_event(vcpu, env.vcpus, events, env.timers, 0, PauseKind.HALT)
     return CONTINUE
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 from pyvmm import stopsignals
 from pyvmm.bootinfo import announce_extensions, low_page_flags, write_boot_info
 from pyvmm.devices import open_device
+from pyvmm.devices.base import Channel as ChannelBase
 from pyvmm.devices.base import ChannelTable, DeviceError
 from pyvmm.devices.console import Console
 from pyvmm.devices.spec import StreamSpec
@@ -36,7 +38,7 @@ from pyvmm.paravirt.dispatcher import Dispatcher
 from pyvmm.paravirt.events import EventChannels
 from pyvmm.paravirt.services import Services, ThreadStartError
 from pyvmm.paravirt.timers import VcpuTimers
-from pyvmm.vcpu import Vcpu, VcpuSet, install_kick_handler
+from pyvmm.vcpu import Vcpu, VcpuSet, VcpuState, install_kick_handler
 from pyvmm.x86 import boot
 from pyvmm.x86.cpuid import guest_cpuid, has_nx
 from pyvmm.x86.paging import FramePool, PageTables, Pte, identity_map
@@ -46,6 +48,8 @@ if TYPE_CHECKING:
 
     from pyvmm.devices.base import Channel
     from pyvmm.devices.spec import ChannelSpec
+    from pyvmm.snapshot.format import SnapshotDir
+    from pyvmm.snapshot.restore import Restorable
 
 __all__ = ["BootTimes", "Machine", "MachineConfig", "MachineError", "RunResult", "StopReason"]
 
@@ -82,6 +86,10 @@ class MachineConfig:
     null_sink: bool = False
     #: Channel objects after those of ``channels`` (the API's ``VM.add_channel``, plugins).
     extra_channels: tuple[Channel, ...] = ()
+    #: Build the VM from this verified snapshot instead of booting ``kernel`` (``pyvmm restore``).
+    restore: Restorable | None = None
+    #: Where snapshots go (``--snapshot-dir``, ``VM.snapshot``); None: SNAPSHOT is -ENOSYS.
+    snapshot_dir: SnapshotDir | None = None
 
 
 @dataclass
@@ -157,12 +165,16 @@ class Machine:
         _check_config(config)
         self.config = config
         # Parse and validate the guest before touching KVM: a bad ELF costs nothing.
-        self.image = read_elf(config.kernel)
+        self.image = read_elf(config.kernel) if config.restore is None else None
+        #: The vCPUs run() starts: the boot vCPU, or those a snapshot had running.
+        self._start_ids = [0]
+        self._runs = 0
         self.times = BootTimes()
         self.result: RunResult | None = None
         self._stop_lock = threading.Lock()
         self._done = threading.Event()
         self._requested: RunResult | None = None
+        self._snapshot_requested = False
         self._before_hooks: list = []
         self._after_hooks: list = []
         self._exit_hooks: list = []
@@ -213,11 +225,13 @@ class Machine:
             if e.errno not in (errno.ENOTTY, errno.EINVAL):
                 raise  # backends without real-mode emulation do not implement it
 
+        restore = cfg.restore
         try:
             mem = GuestMemory(
                 cfg.memory,
                 vmm_owned_end=Layout.RESERVED_END,
                 guest_shared=(Layout.SHARED_PAGE, Layout.SHARED_PAGE + Layout.PAGE_SIZE),
+                backing_fd=None if restore is None else restore.memory_fd,
             )
         except OSError as e:
             raise MachineError(f"--memory {cfg.memory >> 20}M: cannot map guest RAM ({e.strerror})") from None
@@ -225,16 +239,19 @@ class Machine:
         own.callback(mem.close)
         vm.set_user_memory_region(0, 0, mem.size, mem.host_address)
         own.callback(self._delete_memslot)  # before the unmap above: closing runs last-in first
-        # zeroed: the mapping is fresh anonymous memory, nothing written yet: .bss costs nothing.
-        self.elf: LoadedElf = self.image.load(mem, reserved_end=Layout.RESERVED_END, zeroed=True)
-
         nx = has_nx(supported)
         self.pt_pool = FramePool(mem, Layout.PAGE_TABLE_POOL, Layout.RESERVED_END)
-        nx_mask = ~0 if nx else ~int(Pte.NO_EXECUTE)
-        low = low_page_flags if nx else (lambda gpa: low_page_flags(gpa) & nx_mask)
-        high = Pte.PRESENT | Pte.WRITABLE
-        self.kernel_tables: PageTables = identity_map(mem, self.pt_pool, mem.size, low_flags=low, high_flags=high)
-        mem.write(Layout.GDT, boot.gdt_page(Layout.GDT))
+        if restore is None:
+            # zeroed: the mapping is fresh anonymous memory, nothing written yet: .bss costs nothing.
+            self.elf: LoadedElf | None = self.image.load(mem, reserved_end=Layout.RESERVED_END, zeroed=True)
+            nx_mask = ~0 if nx else ~int(Pte.NO_EXECUTE)
+            low = low_page_flags if nx else (lambda gpa: low_page_flags(gpa) & nx_mask)
+            high = Pte.PRESENT | Pte.WRITABLE
+            self.kernel_tables: PageTables = identity_map(mem, self.pt_pool, mem.size, low_flags=low, high_flags=high)
+            mem.write(Layout.GDT, boot.gdt_page(Layout.GDT))
+        else:  # tables, GDT, the kernel and its data are all in the snapshot's RAM
+            self.elf = None
+            self.kernel_tables = PageTables(mem, self.pt_pool, root=restore.manifest.kernel_root)
 
         self.channels = self._open_channels()
         own.callback(self.channels.close)  # disks fsync'd, peers see the stream close
@@ -254,19 +271,32 @@ class Machine:
             shadow=shadow,
         )
         own.callback(self.address_spaces.close)
+        from pyvmm.snapshot.control import SnapshotControl
+        from pyvmm.snapshot.format import host_boot_id
+
+        self.boot_id = host_boot_id()  # read now: /proc is out of reach under seccomp
+        self.snapshots = SnapshotControl(self, cfg.snapshot_dir)
+        own.callback(self.snapshots.close)
         self.dispatcher = self._install_handlers()
 
         for i in range(cfg.vcpus):
             fd = vm.create_vcpu(i)
             own.callback(fd.close)
             self.vcpus.add(Vcpu(i, fd))
-            fd.set_cpuid2(guest_cpuid(supported, i, cfg.vcpus))
-            fd.set_sregs(boot.long_mode_sregs(fd.get_sregs(), cr3=self.kernel_tables.root, gdt_gpa=Layout.GDT, nx=nx))
-            fd.set_fpu(boot.boot_fpu())
-            fd.set_msrs(boot.boot_msrs())
+            if restore is None:
+                fd.set_cpuid2(guest_cpuid(supported, i, cfg.vcpus))
+                sregs = boot.long_mode_sregs(fd.get_sregs(), cr3=self.kernel_tables.root, gdt_gpa=Layout.GDT, nx=nx)
+                fd.set_sregs(sregs)
+                fd.set_fpu(boot.boot_fpu())
+                fd.set_msrs(boot.boot_msrs())
             fd.enable_sync_regs()
         boot_cpu = self.vcpus[0].fd
         self.tsc_khz = _tsc_khz(boot_cpu)
+        if restore is not None:
+            from pyvmm.snapshot.restore import apply_snapshot
+
+            self._start_ids = apply_snapshot(self, restore)
+            return
         write_boot_info(
             mem,
             cmdline=cmdline_bytes(cfg.cmdline),
@@ -274,7 +304,7 @@ class Machine:
             tsc_khz=self.tsc_khz,
             tsc_now=boot_cpu.get_msrs([MSR_IA32_TSC]).get(MSR_IA32_TSC, 0),
             channels=self.channels,
-            features=self.channels.features(),
+            features=self.channels.features() | (abi.Feature.SNAPSHOT if self.snapshots.available else 0),
         )
         boot_cpu.set_regs(boot.boot_regs(entry=self.elf.entry, stack=mem.size, arg=Layout.BOOT_INFO))
 
@@ -310,7 +340,10 @@ class Machine:
         try:
             self.console = Console(self.config.console_fd, in_fd=self.config.console_in_fd)
             channels.add(self.console)  # handle 0 == abi.CONSOLE_HANDLE
-            for spec in self.config.channels:
+            for spec in self.config.channels:  # a spec, or a device made already (a restore's reset stream)
+                if isinstance(spec, ChannelBase):
+                    channels.add(spec)
+                    continue
                 endpoint = self.broker.endpoint_for(spec) if isinstance(spec, StreamSpec) else None
                 channels.add(open_device(spec, endpoint))
         except DeviceError as e:
@@ -333,6 +366,7 @@ class Machine:
             events=self.events,
             timers=self.timers,
             address_spaces=self.address_spaces,
+            snapshots=self.snapshots,
         )
         install_all(d, self.services)
         return d
@@ -348,16 +382,24 @@ class Machine:
         """Run until the guest shuts down, crashes, times out or a signal arrives.
 
         Raises :class:`MachineError` if the boot vCPU's thread cannot start."""
+        if self._runs:  # after reset(): the same VM runs again
+            self._done.clear()
+            self.result = self._requested = None
+            self.console.reopen_output()
+        self._runs += 1
         announce_extensions(self.memory, self.dispatcher.extensions())
         if threading.current_thread() is threading.main_thread():
             install_kick_handler()
         self._env = self._loop_env()
         try:
-            self.vcpus.start_boot_vcpu()
+            self.vcpus.start_vcpus(self._start_ids)
         except ThreadStartError as e:  # nothing ran yet: a build-time kind of failure
             raise MachineError(str(e)) from None
         deadline = None if self.config.timeout is None else time.monotonic() + self.config.timeout
         while not self._done.is_set():
+            if self._snapshot_requested:  # --snapshot-on SIGNAL: taken here, on the main thread
+                self._snapshot_requested = False
+                self._snapshot_from_signal()
             requested = self._requested
             if requested is not None:
                 self.stop(requested)
@@ -408,11 +450,44 @@ class Machine:
 
         if not sandbox.available():  # loads libseccomp now: under Landlock no library can be opened
             raise sandbox.SandboxError("libseccomp.so.2 is not installed")
+        snapshot_dir = self.config.snapshot_dir
+        writable = () if snapshot_dir is None else (snapshot_dir.fd,)
         try:  # a second wall where the kernel has Landlock (pyvmm.landlock); seccomp is the first
-            self.landlock_abi = landlock.restrict()
+            self.landlock_abi = landlock.restrict(writable)
         except OSError:
             self.landlock_abi = 0
-        sandbox.apply()
+        extra = () if snapshot_dir is None else sandbox.snapshot_rules(snapshot_dir.fd)
+        sandbox.apply(extra)
+
+    def request_snapshot(self) -> None:
+        """Ask :meth:`run` to snapshot the VM into ``config.snapshot_dir``; safe from a
+        signal handler (takes no lock)."""
+        self._snapshot_requested = True
+
+    def _snapshot_from_signal(self) -> None:
+        from pyvmm.snapshot.format import SnapshotError
+
+        try:
+            r = self.snapshots.take()
+        except SnapshotError as e:
+            print(f"pyvmm: snapshot failed, the VM goes on: {e}", file=sys.stderr)
+            return
+        print(
+            f"pyvmm: snapshot written to {r.path}: {r.pages} pages ({r.bytes_written >> 10} KiB), "
+            f"vCPUs paused {r.pause_ns / 1e6:.1f} ms",
+            file=sys.stderr,
+        )
+
+    def reset(self) -> None:
+        """Roll the stopped VM back to the snapshot taken with ``resettable=True``; the next
+        :meth:`run` resumes from it. Raises ``SnapshotError``."""
+        if any(v.state is VcpuState.RUNNING for v in self.vcpus):
+            from pyvmm.snapshot.format import SnapshotError
+
+            raise SnapshotError("reset needs a stopped VM")
+        self.vcpus.join_all()
+        self.snapshots.clones += 1
+        self._start_ids = self.snapshots.baseline_reset(self.snapshots.clones)
 
     def request_stop(self, result: RunResult) -> None:
         """Ask :meth:`run` to stop the VM; safe from a signal handler (takes no lock)."""

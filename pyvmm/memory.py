@@ -23,6 +23,20 @@ _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(i?B)?\s*$", re.IGNORECASE | re.ASC
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
+_ZERO_PAGE = bytes(PAGE_SIZE)
+_LOW_BIT = bytes(i & 1 for i in range(256))  # mincore's vector: bit 0 = resident
+_RUN = re.compile(b"\x01+")
+_LIBC = None
+
+
+def _libc():
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+        _LIBC.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    return _LIBC
+
+
 class GuestMemoryError(Exception):
     """A guest-physical range lies (partly) outside guest RAM.
 
@@ -48,22 +62,39 @@ def parse_size(text: str) -> int:
 class GuestMemory:
     """Guest RAM starting at guest-physical address 0, backed by an anonymous mmap."""
 
-    def __init__(self, size: int, *, vmm_owned_end: int = 0, guest_shared: tuple[int, int] = (0, 0)) -> None:
+    def __init__(
+        self,
+        size: int,
+        *,
+        vmm_owned_end: int = 0,
+        guest_shared: tuple[int, int] = (0, 0),
+        backing_fd: int | None = None,
+    ) -> None:
         """*size* bytes of RAM. ``[0, vmm_owned_end)`` is the VMM's own memory, except the
-        ``guest_shared`` ``(start, end)`` range: see :meth:`guest_writable`."""
+        ``guest_shared`` ``(start, end)`` range: see :meth:`guest_writable`. *backing_fd*:
+        a file whose first *size* bytes are the RAM's contents, mapped copy-on-write
+        (``MAP_PRIVATE``: a restored snapshot; writes never reach the file)."""
         if size <= 0 or size % PAGE_SIZE:
             raise ValueError(f"guest memory size must be a positive multiple of {PAGE_SIZE}")
         self.size = size
         self.vmm_owned_end = vmm_owned_end
         self.guest_shared = guest_shared
-        self._mm = mmap.mmap(
-            -1,
-            size,
-            mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0),
-            mmap.PROT_READ | mmap.PROT_WRITE,
-        )
+        #: Pages the VMM wrote for the guest while tracking (:meth:`track_host_writes`); KVM's
+        #: dirty log sees only the guest's own stores.
+        self.host_dirty: set[int] | None = None
+        if backing_fd is not None:
+            # Nothing is read here: pages come from the page cache on first touch, so the
+            # mapping costs the same for 64 MiB as for 1 GiB.
+            self._mm = mmap.mmap(backing_fd, size, mmap.MAP_PRIVATE, mmap.PROT_READ | mmap.PROT_WRITE)
+        else:
+            self._mm = mmap.mmap(
+                -1,
+                size,
+                mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_NORESERVE", 0),
+                mmap.PROT_READ | mmap.PROT_WRITE,
+            )
         # Huge pages make first touch much cheaper (22 µs -> 6 µs a page measured on a nested PVM host).
-        if hasattr(mmap, "MADV_HUGEPAGE"):
+        if backing_fd is None and hasattr(mmap, "MADV_HUGEPAGE"):
             try:
                 self._mm.madvise(mmap.MADV_HUGEPAGE)
             except OSError:
@@ -81,6 +112,32 @@ class GuestMemory:
         del self._anchor
         self._mm.close()
         self._mm = None
+
+    def track_host_writes(self, on: bool) -> None:
+        """Record (in :attr:`host_dirty`) every page :meth:`write`, :meth:`write_u64`,
+        :meth:`write_obj` or :meth:`view` touches from now on, or stop recording."""
+        self.host_dirty = set() if on else None
+
+    def _touch(self, gpa: int, length: int) -> None:
+        self.host_dirty.update(range(gpa >> 12, (gpa + max(length, 1) - 1 >> 12) + 1))
+
+    # -- snapshots ----------------------------------------------------------
+    def resident_pages(self) -> list[int]:
+        """Page numbers the host has backed (``mincore``): the guest (or pyvmm) touched
+        them, or they came from a snapshot file's page cache. Pages never touched read as
+        zero and need no look: a snapshot's cost follows touched memory, not RAM size."""
+        npages = self.size // PAGE_SIZE
+        vec = (ctypes.c_ubyte * npages)()
+        if _libc().mincore(ctypes.c_void_p(self.host_address), ctypes.c_size_t(self.size), vec) != 0:
+            return list(range(npages))  # cannot tell: look at every page
+        resident = bytes(vec).translate(_LOW_BIT)
+        # Runs found in C (re): a Python loop over every page would cost 15 ms per GiB.
+        return [p for m in _RUN.finditer(resident) for p in range(m.start(), m.end())]
+
+    def nonzero_pages(self, pages: list[int]) -> list[int]:
+        """Those of *pages* holding a byte other than zero."""
+        mm = self._mm
+        return [p for p in pages if mm[p * PAGE_SIZE : (p + 1) * PAGE_SIZE] != _ZERO_PAGE]
 
     # -- the checked accessor ----------------------------------------------
     def check(self, gpa: int, length: int) -> int:
@@ -119,11 +176,16 @@ class GuestMemory:
     def write(self, gpa: int, data: bytes | bytearray | memoryview) -> None:
         n = len(data)
         self.check(gpa, n)
+        if self.host_dirty is not None:
+            self._touch(gpa, n)
         self._view[gpa : gpa + n] = data
 
     def view(self, gpa: int, length: int) -> memoryview:
-        """A zero-copy window onto guest RAM; release it when done."""
+        """A zero-copy window onto guest RAM; release it when done. Counted as written
+        while tracking (a view may be written through)."""
         self.check(gpa, length)
+        if self.host_dirty is not None:
+            self._touch(gpa, length)
         return self._view[gpa : gpa + length]
 
     def read_u64(self, gpa: int) -> int:
@@ -132,6 +194,8 @@ class GuestMemory:
 
     def write_u64(self, gpa: int, value: int) -> None:
         self.check(gpa, 8)
+        if self.host_dirty is not None:
+            self._touch(gpa, 8)
         self._view[gpa : gpa + 8] = (value & _U64).to_bytes(8, "little")
 
     def read_cstr(self, gpa: int, max_length: int) -> bytes:

@@ -83,6 +83,52 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
         bool,
         "Do not confine pyvmm with a seccomp allow-list once the VM is built.",
     ),
+    OptionSpec(
+        "snapshot_dir",
+        ("--snapshot-dir",),
+        str,
+        "Where snapshots go (the guest's SNAPSHOT call, --snapshot-on); an existing directory.",
+        "DIR",
+    ),
+    OptionSpec(
+        "snapshot_on",
+        ("--snapshot-on",),
+        str,
+        "Snapshot the running VM into --snapshot-dir when this signal arrives (e.g. SIGUSR1).",
+        "SIGNAL",
+    ),
+)
+
+#: ``pyvmm restore DIR``: what a restored VM may be given (docs/snapshot.md).
+RESTORE_OPTIONS: tuple[OptionSpec, ...] = (
+    OptionSpec("memory", ("--memory", "-m"), str, "Refuse unless the snapshot has this much RAM.", "SIZE"),
+    OptionSpec("vcpus", ("--vcpus",), ascii_int, "Refuse unless the snapshot has this many vCPUs.", "N"),
+    OptionSpec(
+        "timeout", ("--timeout", "-t"), ascii_float, "Stop the guest after this many seconds (exit 124).", "SECS"
+    ),
+    OptionSpec(
+        "disk",
+        ("--disk",),
+        str,
+        "The snapshot's disks, in order, at new paths (all or none). Repeatable.",
+        "PATH",
+        repeat=True,
+    ),
+    OptionSpec(
+        "channel",
+        ("--channel",),
+        str,
+        "Reattach the snapshot's stream NAME: NAME=unix:PATH[,server] (others report -ECONNRESET). Repeatable.",
+        "SPEC",
+        repeat=True,
+    ),
+    OptionSpec("allow_changed_disk", ("--allow-changed-disk",), bool, "Restore even if a disk's contents changed."),
+    OptionSpec(
+        "clone_id", ("--clone-id",), ascii_int, "The clone id the guest sees (default: 1, 2, 3... per snapshot).", "N"
+    ),
+    OptionSpec("no_seccomp", ("--no-seccomp",), bool, "Do not confine pyvmm with a seccomp allow-list."),
+    OptionSpec("snapshot_dir", ("--snapshot-dir",), str, "Where the restored VM's own snapshots go.", "DIR"),
+    OptionSpec("snapshot_on", ("--snapshot-on",), str, "Snapshot into --snapshot-dir on this signal.", "SIGNAL"),
 )
 
 
@@ -101,7 +147,24 @@ class RunOptions:
     trace_filter: str | None = None
     plugin: list[str] = field(default_factory=list)
     no_seccomp: bool = False
+    snapshot_dir: str | None = None
+    snapshot_on: str | None = None
     extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class RestoreOptions:
+    snapshot: str | None = None
+    memory: str | None = None
+    vcpus: int | None = None
+    timeout: float | None = None
+    disk: list[str] = field(default_factory=list)
+    channel: list[str] = field(default_factory=list)
+    allow_changed_disk: bool = False
+    clone_id: int | None = None
+    no_seccomp: bool = False
+    snapshot_dir: str | None = None
+    snapshot_on: str | None = None
 
 
 def expand_bare_flags(args: list[str]) -> list[str]:
@@ -110,10 +173,12 @@ def expand_bare_flags(args: list[str]) -> list[str]:
     return [f"{arg}={bare[arg]}" if arg in bare else arg for arg in args]
 
 
-def parse_run_fast(args: list[str]) -> RunOptions | None:
-    """Parse plain ``run`` arguments; None means "let typer handle it"."""
-    by_flag = {flag: spec for spec in RUN_OPTIONS for flag in spec.flags}
-    opts = RunOptions()
+def parse_run_fast(args: list[str], specs: tuple[OptionSpec, ...] = RUN_OPTIONS, options=RunOptions):
+    """Parse plain ``run`` (or, with *specs* and *options*, ``restore``) arguments into an
+    *options* object; None means "let typer handle it"."""
+    by_flag = {flag: spec for spec in specs for flag in spec.flags}
+    opts = options()
+    positional = "guest" if options is RunOptions else "snapshot"
     i = 0
     while i < len(args):
         arg = args[i]
@@ -141,8 +206,8 @@ def parse_run_fast(args: list[str]) -> RunOptions | None:
                 getattr(opts, spec.name).append(typed)
             else:
                 setattr(opts, spec.name, typed)
-        elif opts.guest is None:
-            opts.guest = arg
+        elif getattr(opts, positional) is None:
+            setattr(opts, positional, arg)
         else:
             return None
         i += 1

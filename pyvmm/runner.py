@@ -9,6 +9,7 @@ bad ELF, no ``/dev/kvm``), reported as one line on stderr.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from pyvmm import stopsignals
@@ -36,6 +37,7 @@ def format_stats(machine) -> str:
 
 
 def run_guest(opts: RunOptions) -> int:
+    import pyvmm.boundedstderr  # now: with the VM built, the fds for an import may be gone
     from pyvmm.guest import GuestBuildError, bundled_kernel
     from pyvmm.kvm import KvmError
     from pyvmm.loader import LoaderError
@@ -60,7 +62,6 @@ def run_guest(opts: RunOptions) -> int:
 
     ext = None  # plugins only: a plain run imports none of their machinery
     if opts.plugin:
-        from pyvmm.api import result_of  # now: under the seccomp filter an import cannot open its file
         from pyvmm.extensions import Extensions
         from pyvmm.plugins import PluginError, load
 
@@ -84,8 +85,13 @@ def run_guest(opts: RunOptions) -> int:
         except ReportFileError as e:
             return fail(f"--stats-json: {e}")
 
-    from pyvmm.boundedstderr import BoundedStderr  # now: the seccomp filter refuses imports later
-    from pyvmm.machine import Machine, MachineConfig, MachineError, RunResult, StopReason
+    from pyvmm.machine import Machine, MachineConfig, MachineError
+
+    try:
+        snapshot_dir, snapshot_signal = snapshot_options(opts)
+    except ValueError as e:
+        _discard(stats_file)
+        return fail(str(e))
 
     config = MachineConfig(
         kernel=kernel,
@@ -97,22 +103,75 @@ def run_guest(opts: RunOptions) -> int:
         stats=opts.stats or opts.stats_json is not None,
         kvm_path=os.environ.get("PYVMM_KVM_DEVICE", "/dev/kvm"),
         extra_channels=ext.devices() if ext else (),
+        snapshot_dir=snapshot_dir,
     )
     try:
         machine = Machine(config)
     except (KvmError, LoaderError, MachineError) as e:
         _discard(stats_file)
+        _close(snapshot_dir)
         return fail(str(e))
     except OSError as e:  # the host ran out of something while building (EMFILE, ENOMEM): not a crash
         _discard(stats_file)
+        _close(snapshot_dir)
         return fail(f"cannot build the VM: {e.strerror or e}")
+    return execute(machine, opts, snapshot_signal, ext=ext, stats_file=stats_file)
+
+
+def snapshot_options(opts):
+    """``--snapshot-dir`` opened (before the seccomp filter) and ``--snapshot-on``'s signal
+    number. Raises ``ValueError`` with the one-line message."""
+    if opts.snapshot_on is not None and opts.snapshot_dir is None:
+        raise ValueError("--snapshot-on needs --snapshot-dir")
+    signum = None
+    if opts.snapshot_on is not None:
+        name = opts.snapshot_on.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        sig = getattr(signal, name, None)
+        if not isinstance(sig, signal.Signals) or sig in _NOT_FOR_SNAPSHOTS:
+            raise ValueError(f"--snapshot-on {opts.snapshot_on}: not a signal pyvmm can take (e.g. SIGUSR1)")
+        signum = int(sig)
+    if opts.snapshot_dir is None:
+        return None, signum
+    from pyvmm.snapshot.format import SnapshotDir, SnapshotError
+
+    try:
+        return SnapshotDir(opts.snapshot_dir), signum
+    except SnapshotError as e:
+        raise ValueError(str(e)) from None
+
+
+#: Signals --snapshot-on cannot mean: uncatchable, the stop signals, or the vCPU kick.
+_NOT_FOR_SNAPSHOTS = {signal.SIGKILL, signal.SIGSTOP, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGRTMIN}
+
+
+def _close(snapshot_dir) -> None:
+    if snapshot_dir is not None:
+        snapshot_dir.close()
+
+
+def execute(machine, opts, snapshot_signal: int | None = None, *, ext=None, stats_file=None) -> int:
+    """Run a built *machine* under the signal handlers and the seccomp filter; report; the
+    exit status. Shared by ``pyvmm run`` and ``pyvmm restore``."""
+    from pyvmm.boundedstderr import BoundedStderr  # now: the seccomp filter refuses imports later
+    from pyvmm.machine import RunResult, StopReason
+
+    if ext is not None and ext.hooks["stop"]:
+        from pyvmm.api import result_of  # now: under the seccomp filter an import cannot open its file
 
     def on_signal(signum, frame):
         machine.request_stop(RunResult(StopReason.SIGNAL, exit_code=128 + signum, signal=signum))
 
+    def on_snapshot_signal(signum, frame):
+        machine.request_snapshot()  # run()'s main-thread poll takes it: a handler must not take locks
+
     # Every stop signal, not only SIGINT/SIGTERM (a SIGHUP must close the devices too), and
     # until the machine is closed: a signal must not unwind half-way through closing it.
-    previous = stopsignals.handle(on_signal)
+    # --snapshot-on's signal is the one taken out: it snapshots, never stops.
+    exclude = () if snapshot_signal is None else (snapshot_signal,)
+    previous = stopsignals.handle(on_signal, exclude)
+    if snapshot_signal is not None:
+        previous[snapshot_signal] = signal.signal(snapshot_signal, on_snapshot_signal)
     if stopsignals.received() is not None:  # one came before, and its StopSignal was lost
         on_signal(stopsignals.received(), None)
     try:
@@ -123,13 +182,13 @@ def run_guest(opts: RunOptions) -> int:
         sys.stderr = BoundedStderr()  # the VM has stopped: a stderr nobody reads must not hold pyvmm
     if isinstance(result, int):
         return result
-    if ext and ext.hooks["stop"]:
+    if ext is not None and ext.hooks["stop"]:
         ext.stopped(result_of(result, machine))
     if machine.metrics is not None:
         status = _report_stats(machine.metrics, opts, stats_file)
         if status:
             return status
-    if opts.stats:
+    if getattr(opts, "stats", False):
         print(format_stats(machine), file=sys.stderr)
         from pyvmm.extensions import format_errors
 
@@ -152,7 +211,7 @@ def _run_built(machine, opts: RunOptions, ext, stats_file):
 
     if ext:
         ext.attach(machine)
-    if opts.trace is not None:
+    if getattr(opts, "trace", None) is not None:  # pyvmm restore has no --trace
         from pyvmm.trace import TraceError, Tracer
 
         try:

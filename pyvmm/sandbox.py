@@ -104,6 +104,20 @@ def rules() -> list[Rule]:
     return out
 
 
+def snapshot_rules(dir_fd: int) -> tuple[Rule, ...]:
+    """What writing a snapshot into the directory open as *dir_fd* needs (pyvmm.snapshot.format):
+    files created, renamed and removed only relative to that descriptor, a sparse memory
+    file sized with ``ftruncate``, and ``mincore`` to skip the pages the guest never touched."""
+    return (
+        Rule("openat", (_eq(0, dir_fd),)),
+        Rule("renameat", (_eq(0, dir_fd), _eq(2, dir_fd))),
+        Rule("renameat2", (_eq(0, dir_fd), _eq(2, dir_fd))),
+        Rule("unlinkat", (_eq(0, dir_fd),)),
+        Rule("ftruncate"),
+        Rule("mincore"),
+    )
+
+
 class SandboxError(Exception):
     """The filter could not be built or loaded."""
 

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 from pyvmm import stopsignals
 from pyvmm.kvm.structs import KvmRegs
-from pyvmm.paravirt.services import ThreadStartError
+from pyvmm.paravirt.services import PauseKind, ThreadStartError
 from pyvmm.parking import Parker
 
 if TYPE_CHECKING:
@@ -154,6 +154,15 @@ class Vcpu:
             raise ThreadStartError(f"cannot start a thread for vCPU {self.id} ({e})") from None
         return True
 
+    def reset_lifecycle(self) -> None:
+        """Back to PARKED once the thread has ended (an in-process reset restarts it)."""
+        with self.parker.guard:
+            self._state = VcpuState.PARKED
+            self._thread = None
+            self._start_regs = None
+            self.want_upcall = False
+            self._pending.clear()
+
     def join(self) -> None:
         thread = self._thread
         if thread is not None and thread.ident is not None:
@@ -244,16 +253,33 @@ class Vcpu:
             return True
 
 
+class _PauseRound:
+    """One pause: who must arrive, who has (and where), and the release."""
+
+    def __init__(self, expected: set[int]) -> None:
+        self.expected = expected
+        self.arrived: dict[int, PauseKind] = {}
+        self.cond = threading.Condition()
+        self.released = False
+
+
 class VcpuSet:
     """The machine's vCPUs by id; :class:`pyvmm.paravirt.services.VcpuSet` for handlers.
 
     *thread_main* is what a started vCPU's thread runs (the run loop's entry).
+
+    Pausing (snapshots): :meth:`pause` asks every running vCPU to stop at a point
+    where its state is complete: between two exits (the loop calls :meth:`pause_point`
+    after a kick's ``EINTR``), or asleep in BLOCK/HLT (``wait_for_event`` calls it);
+    each then waits there until :meth:`resume`. A vCPU busy in a longer hypercall
+    (a MULTICALL, a console flush) arrives when that call is done.
     """
 
     def __init__(self, thread_main: Callable[[Vcpu], None]) -> None:
         self._vcpus: list[Vcpu] = []
         self._thread_main = thread_main
         self._stopping = False
+        self._pause: _PauseRound | None = None
 
     def add(self, vcpu: Vcpu) -> None:
         self._vcpus.append(vcpu)
@@ -300,3 +326,77 @@ class VcpuSet:
     def join_all(self) -> None:
         for vcpu in self._vcpus:
             vcpu.join()
+
+    def rearm(self) -> None:
+        """After :meth:`join_all`: make the set runnable again (an in-process reset)."""
+        self._stopping = False
+        for vcpu in self._vcpus:
+            vcpu.reset_lifecycle()
+
+    def start_vcpus(self, ids: list[int]) -> None:
+        """Start the threads of vCPUs *ids* with the state already loaded into them
+        (a restored VM). Raises :class:`ThreadStartError`."""
+        for vcpu_id in ids:
+            self._vcpus[vcpu_id].start(self._thread_main)
+
+    # -- pausing -------------------------------------------------------------------------
+    @property
+    def pausing(self) -> bool:
+        """True while a pause waits for vCPUs (read on every kick: one attribute test)."""
+        return self._pause is not None
+
+    def pause(self, caller: Vcpu | None, timeout_s: float) -> dict[int, PauseKind] | None:
+        """Stop every running vCPU but *caller* at a consistent point; returns where each
+        stands (the caller as ``SNAPSHOT``), or None if one did not arrive within
+        *timeout_s* or the VM stopped meanwhile (then nothing stays paused). Call
+        :meth:`resume` after a successful pause. One pause at a time (the caller's lock)."""
+        expected = {v.id for v in self._vcpus if v.state is VcpuState.RUNNING and v is not caller}
+        round_ = _PauseRound(expected)
+        self._pause = round_
+        for vcpu_id in expected:
+            vcpu = self._vcpus[vcpu_id]
+            vcpu.kick()
+            vcpu.parker.unpark()
+        deadline = time.monotonic() + timeout_s
+        with round_.cond:
+            while set(round_.arrived) != expected:
+                left = deadline - time.monotonic()
+                gone = {i for i in expected - set(round_.arrived) if self._vcpus[i].state is not VcpuState.RUNNING}
+                if gone:  # a thread ended (shutdown, crash) before arriving: it will not
+                    expected -= gone
+                    continue
+                if left <= 0 or self._stopping:
+                    self.resume()
+                    return None
+                round_.cond.wait(min(left, 0.05))
+        kinds = dict(round_.arrived)
+        if caller is not None:
+            kinds[caller.id] = PauseKind.SNAPSHOT
+        return kinds
+
+    def resume(self) -> None:
+        """Let every paused vCPU go on."""
+        round_ = self._pause
+        self._pause = None
+        if round_ is not None:
+            with round_.cond:
+                round_.released = True
+                round_.cond.notify_all()
+
+    def pause_wanted(self, vcpu_id: int) -> bool:
+        round_ = self._pause
+        return round_ is not None and vcpu_id in round_.expected and vcpu_id not in round_.arrived
+
+    def pause_point(self, vcpu: Vcpu, kind: PauseKind = PauseKind.RUNNING) -> None:
+        """On *vcpu*'s own thread, where its state is complete: wait here while a pause
+        holds it. Returns at once when no pause wants this vCPU."""
+        round_ = self._pause
+        if round_ is None or vcpu.id not in round_.expected:
+            return
+        with round_.cond:
+            if vcpu.id in round_.arrived:
+                return
+            round_.arrived[vcpu.id] = kind
+            round_.cond.notify_all()
+            while not round_.released and not self._stopping:
+                round_.cond.wait(0.05)

@@ -34,6 +34,12 @@ STRUCTS = {
         s.KvmVcpuEvents,
         ["exception", "interrupt", "nmi", "sipi_vector", "flags", "exception_payload"],
     ),
+    "kvm_mp_state": (s.KvmMpState, ["mp_state"]),
+    "kvm_xsave": (s.KvmXsave, ["region"]),
+    "kvm_xcr": (s.KvmXcr, ["xcr", "value"]),
+    "kvm_xcrs": (s.KvmXcrs, ["nr_xcrs", "flags", "xcrs", "padding"]),
+    "kvm_debugregs": (s.KvmDebugregs, ["db", "dr6", "dr7", "flags", "reserved"]),
+    "kvm_dirty_log": (s.KvmDirtyLog, ["slot", "dirty_bitmap"]),
     "kvm_run": (
         s.KvmRun,
         [

@@ -5,8 +5,8 @@
 /* Constants are usable from assembly; structures only from C. */
 
 #define PVM_ABI_VERSION_MAJOR 1
-#define PVM_ABI_VERSION_MINOR 2
-#define PVM_ABI_VERSION 0x10002
+#define PVM_ABI_VERSION_MINOR 3
+#define PVM_ABI_VERSION 0x10003
 #define PVM_HYPERCALL_PORT 0xf5
 #define PVM_BOOT_INFO_MAGIC 0x4f464e494d4d5650ULL
 #define PVM_CMDLINE_MAX 4095
@@ -42,6 +42,7 @@
 #define PVM_HC_CHANNEL_OPEN 0xf
 #define PVM_HC_CHANNEL_CLOSE 0x10
 #define PVM_HC_FILE_STAT 0x11
+#define PVM_HC_SNAPSHOT 0x12
 #define PVM_HC_AS_CREATE 0x20
 #define PVM_HC_AS_DESTROY 0x21
 #define PVM_HC_AS_MAP 0x22
@@ -101,6 +102,7 @@
 #define PVM_FEAT_EXTENSIONS 0x100
 #define PVM_FEAT_FILES 0x200
 #define PVM_FEAT_SHARE 0x400
+#define PVM_FEAT_SNAPSHOT 0x800
 
 /* Channel kinds */
 #define PVM_CHANNEL_CONSOLE 0x1
@@ -208,8 +210,10 @@ struct pvm_boot_info {
     uint32_t ext_base;
     uint32_t ext_count;
     uint64_t ext_registered;
+    uint64_t clone_id;
+    uint64_t clone_seed;
 };
-_Static_assert(sizeof(struct pvm_boot_info) == 624, "ABI size");
+_Static_assert(sizeof(struct pvm_boot_info) == 640, "ABI size");
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, magic) == 0, "ABI offset");
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, abi_version) == 8, "ABI offset");
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, features) == 12, "ABI offset");
@@ -230,6 +234,8 @@ _Static_assert(__builtin_offsetof(struct pvm_boot_info, nr_ports) == 604, "ABI o
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, ext_base) == 608, "ABI offset");
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, ext_count) == 612, "ABI offset");
 _Static_assert(__builtin_offsetof(struct pvm_boot_info, ext_registered) == 616, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, clone_id) == 624, "ABI offset");
+_Static_assert(__builtin_offsetof(struct pvm_boot_info, clone_seed) == 632, "ABI offset");
 
 struct pvm_vcpu_event_info {
     uint8_t upcall_pending;

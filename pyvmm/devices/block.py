@@ -27,6 +27,21 @@ def _host_error(e: OSError) -> ChannelError:
     return ChannelError(_HOST_ERRNO.get(e.errno, Errno.EIO), str(e))
 
 
+def fd_sha256(fd: int, size: int) -> str:
+    """SHA-256 of the first *size* bytes of *fd*, read with ``pread`` (no file offset moves)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    off = 0
+    while off < size:
+        chunk = os.pread(fd, min(1 << 20, size - off), off)
+        if not chunk:
+            break
+        h.update(chunk)
+        off += len(chunk)
+    return h.hexdigest()
+
+
 class BlockDevice(Channel):
     kind = ChannelKind.BLOCK
     has_readiness_events = True
@@ -115,6 +130,10 @@ class BlockDevice(Channel):
             os.fsync(self.fd)
         except OSError as e:
             raise _host_error(e) from None
+
+    def content_hash(self) -> str:
+        """SHA-256 of the disk's contents (a snapshot records it; restore compares)."""
+        return fd_sha256(self.fd, self.size)
 
     def readiness(self) -> int:
         return _READY

@@ -135,6 +135,10 @@ class Console(Channel):
         the writer. True if everything was written. Idempotent."""
         return self._out.close()
 
+    def reopen_output(self) -> None:
+        """After :meth:`finish_output`: take output again (the VM runs on after a reset)."""
+        self._out.reopen()
+
     def close(self) -> None:
         """:meth:`finish_output`, then stop the stdin watcher."""
         self._out.close()

@@ -154,6 +154,16 @@ class OutputBuffer:
                 self.error = e.errno or errno.EIO
                 return -1
 
+    def reopen(self) -> None:
+        """After :meth:`close`: accept output again (a VM reset to a snapshot runs on).
+        The writer thread starts again with the next :meth:`start`."""
+        with self._cond:
+            if not self._closing:
+                return
+            self._closing = False
+            if not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name=self._thread.name, daemon=True)
+
     # -- teardown --------------------------------------------------------------------------
     def close(self, *, stall: float = DRAIN_STALL_S) -> bool:
         """Write what is pending while the reader keeps taking it (no progress for *stall*

@@ -45,6 +45,7 @@ class Ioctl(enum.IntEnum):
     GET_VCPU_MMAP_SIZE = _io(0x04)
     GET_SUPPORTED_CPUID = _iowr(0x05, s.KvmCpuid2)
     CREATE_VCPU = _io(0x41)
+    GET_DIRTY_LOG = _iow(0x42, s.KvmDirtyLog)
     SET_USER_MEMORY_REGION = _iow(0x46, s.KvmUserspaceMemoryRegion)
     SET_TSS_ADDR = _io(0x47)
     SET_IDENTITY_MAP_ADDR = _iow(0x48, ctypes.c_uint64)
@@ -61,11 +62,19 @@ class Ioctl(enum.IntEnum):
     SET_FPU = _iow(0x8D, s.KvmFpu)
     SET_CPUID2 = _iow(0x90, s.KvmCpuid2)
     GET_CPUID2 = _iowr(0x91, s.KvmCpuid2)
+    GET_MP_STATE = _ior(0x98, s.KvmMpState)
+    SET_MP_STATE = _iow(0x99, s.KvmMpState)
     SET_GUEST_DEBUG = _iow(0x9B, s.KvmGuestDebug)
     GET_VCPU_EVENTS = _ior(0x9F, s.KvmVcpuEvents)
     SET_VCPU_EVENTS = _iow(0xA0, s.KvmVcpuEvents)
+    GET_DEBUGREGS = _ior(0xA1, s.KvmDebugregs)
+    SET_DEBUGREGS = _iow(0xA2, s.KvmDebugregs)
     GET_TSC_KHZ = _io(0xA3)
     ENABLE_CAP = _iow(0xA3, s.KvmEnableCap)
+    GET_XSAVE = _ior(0xA4, s.KvmXsave)
+    SET_XSAVE = _iow(0xA5, s.KvmXsave)
+    GET_XCRS = _ior(0xA6, s.KvmXcrs)
+    SET_XCRS = _iow(0xA7, s.KvmXcrs)
 
 
 class Cap(enum.IntEnum):
@@ -80,7 +89,9 @@ class Cap(enum.IntEnum):
     NR_MEMSLOTS = 10
     SET_GUEST_DEBUG = 23
     IOEVENTFD = 36
+    DEBUGREGS = 50
     XSAVE = 55
+    XCRS = 56
     GET_TSC_KHZ = 61
     MAX_VCPUS = 66
     SYNC_REGS = 74

@@ -12,12 +12,15 @@ from ctypes import c_int32, c_uint8, c_uint16, c_uint32, c_uint64
 __all__ = [
     "KvmCpuid2",
     "KvmCpuidEntry2",
+    "KvmDebugregs",
+    "KvmDirtyLog",
     "KvmDtable",
     "KvmEnableCap",
     "KvmFpu",
     "KvmGuestDebug",
     "KvmInterrupt",
     "KvmIoeventfd",
+    "KvmMpState",
     "KvmMsrEntry",
     "KvmMsrs",
     "KvmRegs",
@@ -26,6 +29,8 @@ __all__ = [
     "KvmSregs",
     "KvmUserspaceMemoryRegion",
     "KvmVcpuEvents",
+    "KvmXcrs",
+    "KvmXsave",
     "cpuid2_type",
     "msrs_type",
 ]
@@ -197,6 +202,43 @@ class KvmVcpuEvents(ctypes.Structure):
         ("exception_has_payload", c_uint8),
         ("exception_payload", c_uint64),
     ]
+
+
+# --- vCPU state a snapshot saves (pyvmm.snapshot) -------------------------------
+
+
+class KvmMpState(ctypes.Structure):
+    _fields_ = [("mp_state", c_uint32)]
+
+
+class KvmXsave(ctypes.Structure):
+    """The legacy 4 KiB XSAVE area (``KVM_GET_XSAVE``; ``KVM_GET_XSAVE2`` is for larger ones)."""
+
+    _fields_ = [("region", c_uint32 * 1024)]
+
+
+class KvmXcr(ctypes.Structure):
+    _fields_ = [("xcr", c_uint32), ("reserved", c_uint32), ("value", c_uint64)]
+
+
+class KvmXcrs(ctypes.Structure):
+    _fields_ = [("nr_xcrs", c_uint32), ("flags", c_uint32), ("xcrs", KvmXcr * 16), ("padding", c_uint64 * 16)]
+
+
+class KvmDebugregs(ctypes.Structure):
+    _fields_ = [
+        ("db", c_uint64 * 4),
+        ("dr6", c_uint64),
+        ("dr7", c_uint64),
+        ("flags", c_uint64),
+        ("reserved", c_uint64 * 9),
+    ]
+
+
+class KvmDirtyLog(ctypes.Structure):
+    """``struct kvm_dirty_log``: *dirty_bitmap* is the address of a bitmap, one bit per page."""
+
+    _fields_ = [("slot", c_uint32), ("padding1", c_uint32), ("dirty_bitmap", c_uint64)]
 
 
 # --- struct kvm_run -----------------------------------------------------------

@@ -94,6 +94,65 @@ class VcpuFd(IoctlFd):
     def set_fpu(self, fpu: s.KvmFpu) -> None:
         self._ioctl_struct(Ioctl.SET_FPU, fpu)
 
+    # What a snapshot saves besides regs/sregs/MSRs (pyvmm.snapshot.vcpustate), as raw structs.
+    def get_mp_state(self) -> s.KvmMpState:
+        return self._get(Ioctl.GET_MP_STATE, s.KvmMpState)
+
+    def set_mp_state(self, state: s.KvmMpState) -> None:
+        self._ioctl_struct(Ioctl.SET_MP_STATE, state)
+
+    def get_xsave(self) -> s.KvmXsave:
+        return self._get(Ioctl.GET_XSAVE, s.KvmXsave)
+
+    def set_xsave(self, xsave: s.KvmXsave) -> None:
+        self._ioctl_struct(Ioctl.SET_XSAVE, xsave)
+
+    def get_xcrs(self) -> s.KvmXcrs:
+        return self._get(Ioctl.GET_XCRS, s.KvmXcrs)
+
+    def set_xcrs(self, xcrs: s.KvmXcrs) -> None:
+        self._ioctl_struct(Ioctl.SET_XCRS, xcrs)
+
+    def get_debugregs(self) -> s.KvmDebugregs:
+        return self._get(Ioctl.GET_DEBUGREGS, s.KvmDebugregs)
+
+    def set_debugregs(self, regs: s.KvmDebugregs) -> None:
+        self._ioctl_struct(Ioctl.SET_DEBUGREGS, regs)
+
+    def get_vcpu_events(self) -> s.KvmVcpuEvents:
+        return self._get(Ioctl.GET_VCPU_EVENTS, s.KvmVcpuEvents)
+
+    def set_vcpu_events(self, events: s.KvmVcpuEvents) -> None:
+        self._ioctl_struct(Ioctl.SET_VCPU_EVENTS, events)
+
+    def get_cpuid2(self, max_entries: int = 256) -> list[s.KvmCpuidEntry2]:
+        """The CPUID entries given with :meth:`set_cpuid2`."""
+        buf = s.cpuid2_type(max_entries)()
+        buf.nent = max_entries
+        self._ioctl_struct(Ioctl.GET_CPUID2, buf)
+        return [s.KvmCpuidEntry2.from_buffer_copy(buf.entries[i]) for i in range(buf.nent)]
+
+    def complete_pending_io(self) -> None:
+        """``KVM_RUN`` with ``immediate_exit``: KVM finishes the exit userspace was serving
+        (a PIO ``out`` whose ``rip`` is not advanced yet, on VT-x/AMD-V) and returns
+        ``EINTR`` without running a guest instruction. After it the state ``KVM_GET_*``
+        reports is the consistent one a snapshot may save (KVM's API docs, "the
+        corresponding operations are complete ... only after userspace has re-entered")."""
+        run = self.run
+        run.immediate_exit = 1
+        try:
+            if ioctl_int(self.fd, Ioctl.RUN, 0) < 0:
+                err = get_errno()
+                if err not in (errno.EINTR, errno.EAGAIN):
+                    raise KvmError("KVM_RUN", err)
+        finally:
+            run.immediate_exit = 0
+
+    def _get(self, req: Ioctl, ctype):
+        obj = ctype()
+        self._ioctl_struct(req, obj)
+        return obj
+
     def set_cpuid2(self, entries: list[s.KvmCpuidEntry2]) -> None:
         """``KVM_SET_CPUID2``; must come before the first ``KVM_RUN``."""
         buf = s.cpuid2_type(len(entries))()

@@ -33,6 +33,14 @@ class Vm(IoctlFd):
         region = s.KvmUserspaceMemoryRegion(slot, flags, guest_phys_addr, size, host_addr)
         self._ioctl_struct(Ioctl.SET_USER_MEMORY_REGION, region)
 
+    def get_dirty_log(self, slot: int, bitmap) -> None:
+        """``KVM_GET_DIRTY_LOG``: fill *bitmap* (a ctypes buffer, one bit per page of the
+        slot, rounded up to 64 bits) with the pages the guest wrote since the last call,
+        and clear KVM's copy. The slot needs ``MEM_LOG_DIRTY_PAGES``."""
+        import ctypes
+
+        self._ioctl_struct(Ioctl.GET_DIRTY_LOG, s.KvmDirtyLog(slot, 0, ctypes.addressof(bitmap)))
+
     def set_tss_addr(self, addr: int) -> None:
         """Three pages KVM may use for real-mode emulation on Intel (outside guest RAM)."""
         self._ioctl(Ioctl.SET_TSS_ADDR, addr)

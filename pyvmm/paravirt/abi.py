@@ -19,8 +19,9 @@ from typing import NamedTuple
 
 ABI_VERSION_MAJOR = 1
 # 1.1: the extension range (EXT_BASE..) and its boot-info fields;
-# 1.2 (Feature.FILES): host directory shares, file handles, user-VA transfers, low-window spaces.
-ABI_VERSION_MINOR = 2
+# 1.2 (Feature.FILES): host directory shares, file handles, user-VA transfers, low-window spaces;
+# 1.3 (Feature.SNAPSHOT): SNAPSHOT and the clone fields of boot info.
+ABI_VERSION_MINOR = 3
 ABI_VERSION = (ABI_VERSION_MAJOR << 16) | ABI_VERSION_MINOR
 
 #: The one I/O port a hypercall is issued on (fits ``out %eax, $imm8``).
@@ -76,6 +77,7 @@ class Hypercall(enum.IntEnum):
     CHANNEL_OPEN = 15  # (share, path_gpa, path_len, flags, mode) -> a new file/dir handle
     CHANNEL_CLOSE = 16  # (handle) -> 0; only handles CHANNEL_OPEN returned
     FILE_STAT = 17  # (handle, stat_gpa) -> 0, fills struct pvm_file_stat
+    SNAPSHOT = 18  # () -> 0 in the original, the clone id (>= 1) in a restored copy (ABI 1.3)
     # 32-47: address spaces (pagetable-set); see docs/abi.md "Address spaces".
     AS_CREATE = 32  # () -> handle
     AS_DESTROY = 33  # (handle) -> 0; -EBUSY while loaded on a vCPU
@@ -128,6 +130,7 @@ HYPERCALL_SPECS: dict[Hypercall, HypercallSpec] = {
         _spec(Hypercall.CHANNEL_OPEN, "share path path_len flags mode", "new handle"),
         _spec(Hypercall.CHANNEL_CLOSE, "handle", "0"),
         _spec(Hypercall.FILE_STAT, "handle stat", "0"),
+        _spec(Hypercall.SNAPSHOT, "", "0 in the original, the clone id in a restored copy"),
         _spec(Hypercall.AS_CREATE, "flags", "handle"),
         _spec(Hypercall.AS_DESTROY, "handle", "0"),
         _spec(Hypercall.AS_MAP, "handle va gpa len prot", "0"),
@@ -195,6 +198,7 @@ class Feature(enum.IntFlag):
     EXTENSIONS = 1 << 8  # ABI 1.1: the extension range; ext_* fields of boot info are valid
     FILES = 1 << 9  # ABI 1.2: CHANNEL_OPEN/CLOSE, FILE_STAT, USER_SEND/RECV, AS_CREATE flags
     SHARE = 1 << 10  # a host directory share channel is present (--share)
+    SNAPSHOT = 1 << 11  # ABI 1.3: SNAPSHOT has somewhere to write; clone_* fields of boot info are valid
 
 
 class Prot(enum.IntFlag):
@@ -373,6 +377,9 @@ class BootInfo(ctypes.Structure):
         ("ext_base", c_uint32),  # first extension hypercall number (EXT_BASE)
         ("ext_count", c_uint32),  # how many numbers the range has (EXT_COUNT)
         ("ext_registered", c_uint64),  # bit i: number ext_base + i has a handler
+        # ABI 1.3 (Feature.SNAPSHOT): rewritten by the VMM in each copy restored from a snapshot.
+        ("clone_id", c_uint64),  # 0 in the VM that booted; >= 1 in a restored copy (SNAPSHOT's result)
+        ("clone_seed", c_uint64),  # random, fresh in every copy: reseed guest RNGs after a restore
     ]
 
 

@@ -32,6 +32,7 @@ spaces are reused only after such a flush.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import struct
 import threading
@@ -591,6 +592,59 @@ class AddressSpaceManager:
         space.regions.append(Region(va, end, prot))
         space.regions.sort(key=lambda r: r.start)
         return False
+
+    # -- snapshots (pyvmm.snapshot) ------------------------------------------------------
+    def export_state(self) -> dict:
+        """The handle table, frame pools and COW counts as plain data; the tables themselves
+        are in guest RAM. Host-side pagers are Python callables: not saved. Call paused."""
+        with self.lock:
+            return {
+                "next_handle": self._next_handle,
+                "spaces": [
+                    {"handle": h, "root": sp.tables.root, "regions": [[r.start, r.end, r.prot] for r in sp.regions]}
+                    for h, sp in self.spaces.items()
+                ],
+                "stats": [dataclasses.asdict(st) for st in self.history.values()],
+                "active": {str(v): h for v, h in self.active.items()},
+                "frames": {
+                    "ranges": self.frames.ranges,
+                    "free": self.frames.free,
+                    "refs": {str(f): n for f, n in self.frames.refs.items()},
+                    "total": self.frames.total,
+                },
+                "cow_refs": {str(f): n for f, n in self.cow_refs.items()},
+                "dirty_pt": self._dirty_pt,
+                "pt_pool": self.pt_pool.export_state(),
+            }
+
+    def import_state(self, state: dict) -> None:
+        """Load :meth:`export_state`'s data (a restore; a reset). Raises ``ValueError``,
+        ``KeyError`` or ``TypeError`` for malformed data, changing nothing then."""
+        stats = {int(d["handle"]): SpaceStats(**d) for d in state["stats"]}
+        spaces = {}
+        for d in state["spaces"]:
+            h, root = int(d["handle"]), int(d["root"])
+            if not self.pt_pool.owns(root) or h not in stats:
+                raise ValueError(f"address space {h}: bad root or no stats")
+            regions = [Region(int(a), int(b), int(p)) for a, b, p in d["regions"]]
+            spaces[h] = AddressSpace(h, PageTables(self.memory, self.pt_pool, root=root), stats[h], regions)
+        active = {int(v): int(h) for v, h in state["active"].items()}
+        if any(h not in spaces for h in active.values()):
+            raise ValueError("a vCPU has an unknown address space loaded")
+        fr = state["frames"]
+        with self.lock:
+            self.pt_pool.import_state(state["pt_pool"])
+            self._next_handle = int(state["next_handle"])
+            self.spaces, self.history, self.active = spaces, stats, active
+            for v, h in active.items():
+                spaces[h].loaded.add(v)
+            self.frames.ranges = [(int(a), int(b)) for a, b in fr["ranges"]]
+            self.frames.free = [int(f) for f in fr["free"]]
+            self.frames.refs = {int(f): int(n) for f, n in fr["refs"].items()}
+            self.frames.total = int(fr["total"])
+            self.cow_refs = {int(f): int(n) for f, n in state["cow_refs"].items()}
+            self._dirty_pt = [int(f) for f in state["dirty_pt"]]
+            self._zap = bool(self._dirty_pt)
 
     # -- hypercall entry points ------------------------------------------------------
     def as_create(self, ctx: VcpuContext, flags: int = 0) -> int:

@@ -67,6 +67,34 @@ class EventChannels:
         self.shared = None
         self._view.release()
 
+    # -- snapshots (pyvmm.snapshot) ------------------------------------------------
+    def export_state(self) -> list[list[int]]:
+        """The port table as ``[port, kind, vcpu, target]`` rows; the pending and mask
+        bits are in the shared page, which is guest RAM."""
+        return [[p, int(b.kind), b.vcpu, b.target] for p, b in enumerate(self.ports) if b is not None]
+
+    def import_state(self, rows: list[list[int]]) -> None:
+        """Rebind the ports of :meth:`export_state` (channel ports to the channels with the
+        same handles). Raises ``ValueError`` for a row that does not fit this VM."""
+        ports: list[PortBinding | None] = [None] * NR_PORTS
+        virq: dict[tuple[int, int], int] = {}
+        for port, kind, vcpu, target in rows:
+            binding = PortBinding(EventKind(kind), int(vcpu), int(target))
+            if not 0 < port < NR_PORTS or not 0 <= binding.vcpu < len(self._vcpus) or ports[port] is not None:
+                raise ValueError(f"event port {port} does not fit this VM")
+            if binding.kind == EventKind.CHANNEL and binding.target >= len(self._channels):
+                raise ValueError(f"event port {port}: no channel {binding.target}")
+            ports[port] = binding
+            if binding.kind == EventKind.VIRQ:
+                virq[(binding.vcpu, binding.target)] = port
+        for device in self._channels:
+            device.on_ready = None
+        with self._lock:
+            self.ports, self.virq_ports = ports, virq
+        for port, binding in enumerate(ports):
+            if binding is not None and binding.kind == EventKind.CHANNEL:
+                self._channels.get(binding.target).on_ready = lambda p=port: self.raise_port(p)
+
     # -- binding ---------------------------------------------------------------
     def bind(self, kind: int, target: int, arg: int) -> int:
         nr_vcpus = len(self._vcpus)

@@ -18,6 +18,7 @@ guest except where a ``Raises`` line says so.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -31,6 +32,15 @@ if TYPE_CHECKING:
 
 #: Work posted to a vCPU: runs on that vCPU's own thread, before it next enters the guest.
 VcpuWork = Callable[["Vcpu"], None]
+
+
+class PauseKind(enum.Enum):
+    """Where a paused vCPU stands (what its restored copy resumes from)."""
+
+    RUNNING = "running"  # between two exits: nothing pending
+    BLOCK = "block"  # asleep in BLOCK: a restored copy returns from it with 0 (as if woken)
+    HALT = "halt"  # asleep after HLT: a restored copy wakes (a HLT may always end early)
+    SNAPSHOT = "snapshot"  # the vCPU whose SNAPSHOT call takes the snapshot
 
 
 class ThreadStartError(Exception):
@@ -77,6 +87,20 @@ class VcpuSet(Protocol):
         """True if any vCPU other than *vcpu_id* has been started."""
         ...
 
+    @property
+    def pausing(self) -> bool:
+        """True while a snapshot waits for the vCPUs to reach a consistent point."""
+        ...
+
+    def pause_wanted(self, vcpu_id: int) -> bool:
+        """True if a pause waits for this vCPU (it has not arrived yet)."""
+        ...
+
+    def pause_point(self, vcpu: Vcpu, kind: PauseKind = PauseKind.RUNNING) -> None:
+        """On *vcpu*'s own thread where its state is complete (*kind* says where): wait
+        there while a pause holds it; returns at once otherwise."""
+        ...
+
 
 class Timers(Protocol):
     """Each vCPU's one-shot timer (``TIMER_SET``); expiry raises its ``Virq.TIMER``."""
@@ -95,6 +119,16 @@ class Timers(Protocol):
         ...
 
 
+class Snapshots(Protocol):
+    """The VM's snapshot controller, as the SNAPSHOT hypercall sees it."""
+
+    def guest_snapshot(self, vcpu: Vcpu) -> int:
+        """Pause the VM, write a snapshot, resume; 0 once written. On the caller's thread,
+        inside its hypercall. Raises ``HypercallError`` (``-ENOSYS`` nowhere to write,
+        ``-EBUSY`` one under way, ``-EIO``/``-ENOSPC`` a failed write)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Services:
     """Everything a calls module may be given, in one bundle (built by the machine, or a test)."""
@@ -105,3 +139,4 @@ class Services:
     events: EventChannels
     timers: Timers
     address_spaces: AddressSpaceManager
+    snapshots: Snapshots | None = None

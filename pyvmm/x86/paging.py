@@ -103,6 +103,16 @@ class FramePool:
     def owns(self, gpa: int) -> bool:
         return self.start <= gpa < self.end
 
+    def export_state(self) -> dict:
+        """What a snapshot keeps: the bump pointer and the free list (frames are in RAM)."""
+        return {"next": self._next, "free": list(self._free)}
+
+    def import_state(self, state: dict) -> None:
+        nxt, free = int(state["next"]), [int(f) for f in state["free"]]
+        if not self.start <= nxt <= self.end or any(not self.start <= f < nxt or f % PAGE_4K for f in free):
+            raise ValueError("page-table pool state outside the pool")
+        self._next, self._free = nxt, free
+
     @property
     def frames_in_use(self) -> int:
         return (self._next - self.start) // PAGE_4K - len(self._free)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def install_all(dispatcher: Dispatcher, services: Services) -> None:
     """Register every ABI v1 call, each module with the services it names (and nothing else)."""
     from pyvmm.paravirt.address_spaces import install_address_spaces
-    from pyvmm.paravirt.calls import channels, core, events, files, multicall, sched, user_io
+    from pyvmm.paravirt.calls import channels, core, events, files, multicall, sched, snapshot, user_io
 
     mem = services.memory
     core.install(dispatcher)
@@ -30,3 +30,4 @@ def install_all(dispatcher: Dispatcher, services: Services) -> None:
     install_address_spaces(dispatcher, services.address_spaces)
     files.install(dispatcher, mem, services.channels)
     user_io.install(dispatcher, mem, services.channels, services.address_spaces)
+    snapshot.install(dispatcher, services.snapshots)

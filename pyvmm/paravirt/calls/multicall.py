@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 _ENTRY = ctypes.sizeof(MulticallEntry)
 _NESTED = errno_result(Errno.EINVAL)
 _RESULT_OFFSET = MulticallEntry.result.offset
+_NOT_IN_BATCH = (Hypercall.MULTICALL, Hypercall.SNAPSHOT)
 
 
 def install(dispatcher: Dispatcher, memory: GuestMemory) -> None:
@@ -24,7 +25,8 @@ def install(dispatcher: Dispatcher, memory: GuestMemory) -> None:
         """Run *count* entries in order; each one's result lands in its ``result``.
 
         Returns the number of entries run (all of them, unless the guest shut
-        down inside the batch). A nested MULTICALL entry gets ``-EINVAL``.
+        down inside the batch). A nested MULTICALL entry gets ``-EINVAL``, as does a
+        SNAPSHOT one (a snapshot is taken between exits, and this exit is not over).
         """
         if count > MULTICALL_MAX:
             raise HypercallError(Errno.E2BIG, f"more than {MULTICALL_MAX} entries")
@@ -36,7 +38,7 @@ def install(dispatcher: Dispatcher, memory: GuestMemory) -> None:
         for i, entry in enumerate(batch):
             nr = entry.nr
             a = entry.args
-            result = _NESTED if nr == Hypercall.MULTICALL else dispatch(vcpu, nr, a[0], a[1], a[2], a[3], a[4])
+            result = _NESTED if nr in _NOT_IN_BATCH else dispatch(vcpu, nr, a[0], a[1], a[2], a[3], a[4])
             # Only the result field is written back: a call in the batch may have written the array.
             mem.write_u64(entries + i * _ENTRY + _RESULT_OFFSET, result)
         return count

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from pyvmm.paravirt.abi import Clock, Errno, Hypercall, errno_result
 from pyvmm.paravirt.dispatcher import Dispatcher, HypercallError
-from pyvmm.paravirt.services import ThreadStartError
+from pyvmm.paravirt.services import PauseKind, ThreadStartError
 from pyvmm.x86.boot import RFLAGS_IF
 
 if TYPE_CHECKING:
@@ -23,26 +23,40 @@ if TYPE_CHECKING:
 
 _CANONICAL_LIMIT = 1 << 47
 _ETIME = errno_result(Errno.ETIME)
+_BLOCK_NR = int(Hypercall.BLOCK)
 
 
-def wait_for_event(vcpu: Vcpu, vcpus: VcpuSet, events: EventChannels, timers: Timers, deadline_ns: int) -> bool:
+def wait_for_event(
+    vcpu: Vcpu,
+    vcpus: VcpuSet,
+    events: EventChannels,
+    timers: Timers,
+    deadline_ns: int,
+    pause_as: PauseKind | None = None,
+) -> bool:
     """Sleep until an upcall is pending on *vcpu*, the VM stops, or *deadline_ns*
     (0 = none). Fires *vcpu*'s own timer if it expires meanwhile. True if woken by an event.
-    On *vcpu*'s own thread."""
+    On *vcpu*'s own thread. *pause_as*: where a snapshot may pause the vCPU while it
+    sleeps here (None: not here, e.g. a BLOCK inside a MULTICALL; it pauses after the call)."""
     parker = vcpu.parker
     vcpu_id = vcpu.id
     while True:
         with parker.guard:
             if events.has_upcall_pending(vcpu_id) or vcpus.stopping:
                 return True
+            # Under the guard: a pauser sets its request before it unparks us.
+            pause = pause_as is not None and vcpus.pause_wanted(vcpu_id)
             now = time.monotonic_ns()
             timer = vcpu.timer_deadline
             timer_due = timer is not None and timer <= now
-            if not timer_due:
+            if not timer_due and not pause:
                 if deadline_ns and deadline_ns <= now:
                     return False
                 until = min(deadline_ns or timer or 0, timer or deadline_ns or 0)
                 parker.parked = True
+        if pause:
+            vcpus.pause_point(vcpu, pause_as)
+            continue
         if timer_due:
             timers.fire_if_due(vcpu)  # raises our own VIRQ: upcall_pending is set, loop returns
             continue
@@ -60,7 +74,10 @@ def install(dispatcher: Dispatcher, memory: GuestMemory, vcpus: VcpuSet, events:
         # Xen's SCHEDOP_block: unmask upcalls, then check and sleep atomically
         # with respect to raisers (they set upcall_pending before unparking us).
         events.unmask_upcalls(vcpu.id)
-        woken = wait_for_event(vcpu, vcpus, events, timers, deadline)
+        # A snapshot may pause us in here, unless this BLOCK is an entry of a MULTICALL
+        # (the exit is that call's; the vCPU pauses once the whole batch is done).
+        pause_as = PauseKind.BLOCK if vcpu.fd.sync_regs.rax == _BLOCK_NR else None
+        woken = wait_for_event(vcpu, vcpus, events, timers, deadline, pause_as)
         if not vcpu.fd.sync_regs.rflags & RFLAGS_IF:
             # Interrupts off: the caller scans for events itself after BLOCK; an
             # upcall would only cost it an interrupt-window exit for nothing.

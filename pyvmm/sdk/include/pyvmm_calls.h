@@ -112,6 +112,12 @@ static inline long pvm_hc_file_stat(unsigned long handle, unsigned long stat)
     return pvm_hypercall(PVM_HC_FILE_STAT, handle, stat, 0, 0, 0);
 }
 
+/* SNAPSHOT() -> 0 in the original, the clone id in a restored copy */
+static inline long pvm_hc_snapshot(void)
+{
+    return pvm_hypercall(PVM_HC_SNAPSHOT, 0, 0, 0, 0, 0);
+}
+
 /* AS_CREATE(flags) -> handle */
 static inline long pvm_hc_as_create(unsigned long flags)
 {
