@@ -63,6 +63,9 @@ def run(
     trace: Annotated[Optional[str], _option("trace")] = None,  # noqa: UP045
     trace_filter: Annotated[Optional[str], _option("trace_filter")] = None,  # noqa: UP045
     plugin: Annotated[Optional[list[str]], _option("plugin")] = None,  # noqa: UP045
+    gdb: Annotated[Optional[str], _option("gdb")] = None,  # noqa: UP045
+    gdb_wait: Annotated[bool, _option("gdb_wait")] = False,
+    gdb_nowait: Annotated[bool, _option("gdb_nowait")] = False,
     no_seccomp: Annotated[bool, _option("no_seccomp")] = False,
 ) -> None:
     """Boot a guest, stream its console, and exit with its exit code."""
@@ -81,6 +84,9 @@ def run(
         trace=trace,
         trace_filter=trace_filter,
         plugin=list(plugin or ()),
+        gdb=gdb,
+        gdb_wait=gdb_wait,
+        gdb_nowait=gdb_nowait,
         no_seccomp=no_seccomp,
     )
     raise typer.Exit(run_guest(opts))

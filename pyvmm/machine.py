@@ -42,6 +42,7 @@ from pyvmm.x86.paging import FramePool, PageTables, Pte, identity_map
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from pyvmm.debughook import VcpuDebugger
     from pyvmm.devices.base import Channel
     from pyvmm.devices.spec import ChannelSpec
 
@@ -163,6 +164,7 @@ class Machine:
         self._before_hooks: list = []
         self._after_hooks: list = []
         self._exit_hooks: list = []
+        self._debugger: VcpuDebugger | None = None
         #: The per-vCPU loop (:data:`pyvmm.loop.Loop`); None = :func:`pyvmm.loop.run_loop`.
         #: ``stats`` selects the instrumented one; benchmarks plug in their variants here.
         self.loop = None
@@ -292,7 +294,12 @@ class Machine:
             on_first_run=self.times.set_first_run,
             on_first_hypercall=self.times.set_first_hypercall,
             on_exit=_exit_hooks(tuple(self._exit_hooks)),
+            debugger=self._debugger,
         )
+
+    def attach_debugger(self, debugger: VcpuDebugger) -> None:
+        """Before :meth:`run`: let *debugger* (``--gdb``) stop and resume the vCPUs."""
+        self._debugger = debugger
 
     def _open_channels(self) -> ChannelTable:
         channels = ChannelTable()
@@ -381,10 +388,12 @@ class Machine:
             if outcome.kind is not OutcomeKind.CRASH:
                 return  # stopped: somebody else recorded the result
             why = outcome.reason
+        if self._debugger is not None:
+            self._debugger.crashed(vcpu, why)  # gdb sees the state first; the report follows
         report = build_report(vcpu.fd, vcpu.id, why, self.memory)
         self.stop(RunResult(StopReason.CRASH, exit_code=125, crash=report))
 
-    def contain(self) -> None:
+    def contain(self, extra_rules: tuple = ()) -> None:
         """Load the seccomp allow-list (:mod:`pyvmm.sandbox`) into this process: after
         setup, before the first ``KVM_RUN``; irreversible. Raises ``SandboxError``."""
         # Everything the run needs after this was imported (and the compiled loop loaded)
@@ -394,7 +403,7 @@ class Machine:
         from pyvmm.devices.spec import StreamSpec
 
         serves = any(isinstance(spec, StreamSpec) and spec.server for spec in self.config.channels)
-        sandbox.apply(sandbox.SERVER_SOCKET_RULES if serves else ())
+        sandbox.apply((*(sandbox.SERVER_SOCKET_RULES if serves else ()), *extra_rules))
 
     def request_stop(self, result: RunResult) -> None:
         """Ask :meth:`run` to stop the VM; safe from a signal handler (takes no lock)."""
@@ -406,6 +415,8 @@ class Machine:
             if self.result is None:
                 self.result = result
         self.vcpus.stop_all()
+        if self._debugger is not None:
+            self._debugger.vm_stopping(self.result)
         self._done.set()
 
     @property

@@ -72,6 +72,14 @@ def run_guest(opts: RunOptions) -> int:
                 return fail(str(e))
     if opts.trace_filter is not None and opts.trace is None:
         return fail("--trace-filter needs --trace")
+    gdb = None
+    if opts.gdb is not None or opts.gdb_wait or opts.gdb_nowait:
+        from pyvmm.gdb import launch as gdb_launch  # now, as all of pyvmm.gdb: seccomp refuses imports later
+
+        try:
+            gdb = gdb_launch.prepare(opts)
+        except gdb_launch.GdbSetupError as e:
+            return fail(str(e))
 
     if opts.stats:  # imported now: under the seccomp filter an import cannot open its file
         import pyvmm.extensions  # noqa: F401  (format_errors, after the run)
@@ -101,10 +109,10 @@ def run_guest(opts: RunOptions) -> int:
     try:
         machine = Machine(config)
     except (KvmError, LoaderError, MachineError) as e:
-        _discard(stats_file)
+        _discard(stats_file, gdb)
         return fail(str(e))
     except OSError as e:  # the host ran out of something while building (EMFILE, ENOMEM): not a crash
-        _discard(stats_file)
+        _discard(stats_file, gdb)
         return fail(f"cannot build the VM: {e.strerror or e}")
     if ext:
         ext.attach(machine)
@@ -115,8 +123,9 @@ def run_guest(opts: RunOptions) -> int:
             Tracer.open(opts.trace, machine, opts.trace_filter).attach(machine)
         except TraceError as e:
             machine.close()
-            _discard(stats_file)
+            _discard(stats_file, gdb)
             return fail(str(e))
+    stub = gdb_launch.start(gdb, machine) if gdb is not None else None
 
     def on_signal(signum, frame):
         machine.request_stop(RunResult(StopReason.SIGNAL, exit_code=128 + signum, signal=signum))
@@ -127,8 +136,11 @@ def run_guest(opts: RunOptions) -> int:
 
         if sandbox.available():  # where libseccomp is missing, pyvmm runs uncontained
             try:
-                machine.contain()
+                machine.contain(gdb_launch.sandbox_rules(gdb) if gdb is not None else ())
             except sandbox.SandboxError as e:
+                if stub is not None:
+                    machine.stop(RunResult(StopReason.SIGNAL, exit_code=EXIT_USAGE))
+                    stub.close()
                 machine.close()
                 return fail(f"cannot confine pyvmm with seccomp ({e}); --no-seccomp runs without it")
     try:
@@ -138,6 +150,8 @@ def run_guest(opts: RunOptions) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if stub is not None:
+            stub.close()  # the VM has stopped: gdb gets its W (or X) packet
         machine.close()
         sys.stderr = BoundedStderr()  # the VM has stopped: a stderr nobody reads must not hold pyvmm
     if ext and ext.hooks["stop"]:
@@ -157,14 +171,18 @@ def run_guest(opts: RunOptions) -> int:
         print(result.crash.format(), file=sys.stderr)
     elif result.reason is StopReason.TIMEOUT:
         print(f"pyvmm: guest stopped after --timeout {opts.timeout:g}s", file=sys.stderr)
+    elif result.reason is StopReason.KILLED:
+        print("pyvmm: killed by gdb", file=sys.stderr)
     elif result.reason is StopReason.SIGNAL:
         print(f"pyvmm: stopped by {signal.Signals(result.signal).name}", file=sys.stderr)
     return result.exit_code
 
 
-def _discard(stats_file) -> None:
+def _discard(stats_file, gdb=None) -> None:
     if stats_file is not None:
         stats_file.close()
+    if gdb is not None:
+        gdb.close()
 
 
 def _report_stats(metrics, opts: RunOptions, stats_file) -> int:

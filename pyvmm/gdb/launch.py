@@ -1,0 +1,93 @@
+"""Glue between ``pyvmm run``'s options, the machine and the stub (the runner's side).
+
+This is the only gdb module that sees the :class:`~pyvmm.machine.Machine`: it
+takes the narrow services the stub gets (:class:`~pyvmm.gdb.stub.GdbServices`)
+out of it, as the machine does for hypercall handlers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pyvmm.gdb import emulated_kernel, load_map
+from pyvmm.gdb.listen import GdbAddress, GdbSetupError, bound_address, open_listener, parse_gdb_address
+from pyvmm.gdb.stub import GdbServices, GdbStub
+from pyvmm.gdb.vmem import GuestView
+from pyvmm.outcome import RunResult, StopReason
+
+if TYPE_CHECKING:
+    from pyvmm.machine import Machine
+    from pyvmm.options import RunOptions
+
+#: ``pyvmm run``'s exit status after gdb's ``kill``: as a shell shows a SIGKILLed process.
+EXIT_KILLED = 137
+
+
+@dataclass
+class GdbLaunch:
+    listener: socket.socket
+    address: GdbAddress
+    wait: bool
+
+    def close(self) -> None:
+        """Before a stub took the socket over (the VM could not be built)."""
+        with contextlib.suppress(OSError):
+            self.listener.close()
+        if self.address.is_unix:
+            with contextlib.suppress(OSError):
+                os.unlink(self.address.path)
+
+
+def prepare(opts: RunOptions) -> GdbLaunch | None:
+    """Parse ``--gdb`` and listen (before the VM is built: a mistake costs nothing).
+    None without ``--gdb``. Raises :class:`GdbSetupError`."""
+    if opts.gdb is None:
+        if opts.gdb_wait or opts.gdb_nowait:
+            raise GdbSetupError("--gdb-wait and --gdb-nowait need --gdb HOST:PORT or --gdb unix:PATH")
+        return None
+    if opts.gdb_wait and opts.gdb_nowait:
+        raise GdbSetupError("--gdb-wait and --gdb-nowait exclude each other")
+    address = parse_gdb_address(opts.gdb)
+    listener = open_listener(address)
+    return GdbLaunch(listener, bound_address(listener, address), wait=not opts.gdb_nowait)
+
+
+def sandbox_rules(launch: GdbLaunch | None) -> tuple:
+    """What the stub needs beyond the allow-list: removing its Unix socket file at the end."""
+    if launch is None or not launch.address.is_unix:
+        return ()
+    from pyvmm import sandbox
+
+    return sandbox.SERVER_SOCKET_RULES
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        print(f"pyvmm: gdb: {line}", file=sys.stderr, flush=True)
+
+
+def start(launch: GdbLaunch, machine: Machine) -> GdbStub:
+    """Hand the VM's vCPUs to a stub and start its thread (before the VM runs)."""
+
+    def kill() -> None:
+        machine.request_stop(RunResult(StopReason.KILLED, exit_code=EXIT_KILLED))
+
+    services = GdbServices(
+        vcpus=machine.vcpus,
+        view=GuestView(machine.memory, load_map(machine.elf.segments)),
+        kill=kill,
+        emulated_kernel=emulated_kernel(),
+        say=_say,
+    )
+    stub = GdbStub(launch.listener, launch.address, services, wait=launch.wait)
+    machine.attach_debugger(stub.control)
+    stub.start()
+    target = f"target remote {launch.address.path}" if launch.address.is_unix else f"target remote {launch.address}"
+    when = "the guest waits for it" if launch.wait else "the guest runs"
+    _say(f"listening on {launch.address} ({when}; in gdb: file {machine.config.kernel}, then {target})")
+    return stub
