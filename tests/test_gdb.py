@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from pyvmm.gdb import emulated_kernel, rsp
+from pyvmm.gdb.client import RspClient
 from tests.conftest import ROOT, assert_one_line_error, pyvmm
 
 pytestmark = [
@@ -201,43 +202,11 @@ def test_cpl3_user_task_breakpoint(tmp_path, guest_kernel):
 
 
 # -- the protocol, by hand --------------------------------------------------------------------
-class Client:
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(20)
-        self.sock.connect(str(path))
-        self.buf = b""
-
-    def raw(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def read_ack(self) -> bytes:
-        while not self.buf:
-            self.buf += self.sock.recv(65536)
-        c, self.buf = self.buf[:1], self.buf[1:]
-        return c
-
-    def reply(self) -> bytes:
-        while True:
-            m = re.match(rb"\+*\$([^#]*)#([0-9a-f]{2})", self.buf, re.S)
-            if m:
-                self.buf = self.buf[m.end() :]
-                assert int(m.group(2), 16) == rsp.checksum(m.group(1))
-                return m.group(1)
-            chunk = self.sock.recv(65536)
-            assert chunk, "stub closed the connection"
-            self.buf += chunk
-
-    def ask(self, payload: bytes) -> bytes:
-        self.raw(rsp.frame(payload))
-        return self.reply()
-
-
 def test_protocol_malformed_packets(tmp_path, guest_kernel):
     sock = tmp_path / "gdb.sock"
     proc = _start_pyvmm(sock, "--timeout", "30", "--cmdline", "test=smpid")
     try:
-        c = Client(sock)
+        c = RspClient(str(sock))
         c.raw(b"$qC#00")  # bad checksum
         assert c.read_ack() == b"-"
         c.raw(rsp.frame(b"X" * (rsp.MAX_PACKET + 100)))  # oversized
@@ -279,7 +248,7 @@ def test_protocol_malformed_packets(tmp_path, guest_kernel):
 def test_gdb_vanishing_mid_run_is_a_detach(tmp_path, guest_kernel):
     sock = tmp_path / "gdb.sock"
     proc = _start_pyvmm(sock, "--timeout", "30", "--vcpus", "2", "--cmdline", "test=smpid")
-    c = Client(sock)
+    c = RspClient(str(sock))
     c.ask(b"Z0,%x,1" % _symbol(guest_kernel, "report"))
     c.raw(rsp.frame(b"vCont;c"))
     assert c.reply().startswith(b"T05")
@@ -296,7 +265,7 @@ def test_nowait_runs_at_once_and_gdb_attaches_later(tmp_path, guest_kernel):
         deadline = time.monotonic() + 20
         while "spin: looping" not in (out := os.read(proc.stdout.fileno(), 4096).decode()):
             assert time.monotonic() < deadline
-        c = Client(sock)
+        c = RspClient(str(sock))
         assert c.ask(b"?").startswith(b"T05thread:1;")  # attaching stopped it (maybe still in kprintf)
         c.raw(rsp.frame(b"vCont;c"))
         time.sleep(0.5)

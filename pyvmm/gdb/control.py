@@ -51,6 +51,7 @@ _DB_VECTOR = 1
 #: How long stop_all waits for a vCPU still running guest code (it is kicked: microseconds,
 #: unless its thread is stuck in a host call); past it the stop is reported anyway.
 STOP_WAIT_S = 5.0
+_UNDEBUGGED = (0, ())
 
 
 class Action(enum.Enum):
@@ -95,6 +96,7 @@ class DebugControl:
         self._gated: dict[int, Vcpu] = {}
         self._events: list[StopEvent] = []
         self._actions: dict[int, Action] = {}
+        self._applied: dict[int, tuple[int, tuple[int, ...]]] = {}  # what each vCPU's KVM has now
         self.finished: RunResult | None = None
         self.sw = SwBreakpoints()
         self.hw = HwSlots()
@@ -168,11 +170,14 @@ class DebugControl:
         return True
 
     def _apply(self, vcpu: Vcpu) -> None:
-        control, regs = self._debug_state(vcpu.id)
+        state = self._debug_state(vcpu.id)
+        if self._applied.get(vcpu.id, _UNDEBUGGED) == state:
+            return  # an ioctl saved, and a vCPU never debugged is never touched
         try:
-            vcpu.fd.set_guest_debug(control, regs)
+            vcpu.fd.set_guest_debug(*state)
         except KvmError:
-            pass  # a backend without SET_GUEST_DEBUG: breakpoints then never fire, gdb still attaches
+            return  # a backend without SET_GUEST_DEBUG: breakpoints then never fire, gdb still attaches
+        self._applied[vcpu.id] = state
 
     def _debug_state(self, vcpu_id: int) -> tuple[int, tuple[int, ...]]:
         with self._cond:
