@@ -25,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from pyvmm.gdb.client import RspClient  # noqa: E402
-from pyvmm.guest import bundled_kernel  # noqa: E402
+from pyvmm.guest import bundled_kernel_debug as bundled_kernel  # noqa: E402  (its symbols)
 
 
 def pyvmm_cmd(*args: str) -> list[str]:

@@ -33,6 +33,14 @@ pytestmark = [
 GDB_TIMEOUT = 60
 
 
+@pytest.fixture(scope="session")
+def debug_kernel(guest_kernel) -> Path:
+    """The bundled kernel's symbols file (``-g``): what gdb's ``file`` loads."""
+    from pyvmm.guest import bundled_kernel_debug
+
+    return Path(bundled_kernel_debug())
+
+
 @dataclass
 class Session:
     gdb: str  # gdb's stdout and stderr
@@ -91,10 +99,10 @@ def _symbol(kernel, name: str) -> int:
     raise KeyError(name)
 
 
-def test_break_continue_bt_registers_cmdline_step(tmp_path, guest_kernel):
+def test_break_continue_bt_registers_cmdline_step(tmp_path, debug_kernel):
     s = gdb_session(
         tmp_path,
-        guest_kernel,
+        debug_kernel,
         ["--cmdline", "test=smpid marker=gdb-was-here"],
         [
             "break kmain",
@@ -110,7 +118,7 @@ def test_break_continue_bt_registers_cmdline_step(tmp_path, guest_kernel):
             "continue",
         ],
     )
-    kmain = _symbol(guest_kernel, "kmain")
+    kmain = _symbol(debug_kernel, "kmain")
     assert "\nBreakpoint 1, kmain (bi=0x1000) at kernel.c:22" in s.gdb, s.gdb
     assert re.search(r"#0\s+kmain \(bi=0x1000\) at kernel.c:22\n#1\s+0x[0-9a-f]+ in _start \(\) at start.S", s.gdb)
     assert re.search(rf"rip\s+{kmain:#x}\s+{kmain:#x} <kmain>", s.gdb), s.gdb
@@ -125,10 +133,10 @@ def test_break_continue_bt_registers_cmdline_step(tmp_path, guest_kernel):
     assert "Traceback" not in s.stderr
 
 
-def test_hbreak_and_watch_a_kernel_variable(tmp_path, guest_kernel):
+def test_hbreak_and_watch_a_kernel_variable(tmp_path, debug_kernel):
     s = gdb_session(
         tmp_path,
-        guest_kernel,
+        debug_kernel,
         ["--cmdline", "test=smpid"],
         ["hbreak smpid_main", "continue", "watch count", "continue", "print count", "delete", "continue"],
     )
@@ -140,10 +148,10 @@ def test_hbreak_and_watch_a_kernel_variable(tmp_path, guest_kernel):
     assert "exited normally" in s.gdb and s.returncode == 0
 
 
-def test_two_vcpus_are_two_threads(tmp_path, guest_kernel):
+def test_two_vcpus_are_two_threads(tmp_path, debug_kernel):
     s = gdb_session(
         tmp_path,
-        guest_kernel,
+        debug_kernel,
         ["--vcpus", "2", "--cmdline", "test=smpid"],
         ["break secondary_main", "continue", "info threads", "bt 1", "thread 1", "bt 1", "delete", "continue"],
     )
@@ -154,9 +162,9 @@ def test_two_vcpus_are_two_threads(tmp_path, guest_kernel):
     assert s.returncode == 0 and "smpid: vcpu 1 says 1" in s.console
 
 
-def test_ctrl_c_stops_a_spinning_guest_then_kill(tmp_path, guest_kernel):
+def test_ctrl_c_stops_a_spinning_guest_then_kill(tmp_path, debug_kernel):
     s = gdb_session(
-        tmp_path, guest_kernel, ["--cmdline", "test=spin"], ["continue", "bt", "info threads", "kill"], sigint_after=3
+        tmp_path, debug_kernel, ["--cmdline", "test=spin"], ["continue", "bt", "info threads", "kill"], sigint_after=3
     )
     assert "Program received signal SIGINT, Interrupt." in s.gdb, s.gdb
     assert re.search(r"#0\s+spin_main \(\) at programs/spin.c", s.gdb), s.gdb
@@ -165,9 +173,9 @@ def test_ctrl_c_stops_a_spinning_guest_then_kill(tmp_path, guest_kernel):
     assert "spin: looping forever" in s.console
 
 
-def test_detach_lets_the_guest_finish(tmp_path, guest_kernel):
+def test_detach_lets_the_guest_finish(tmp_path, debug_kernel):
     s = gdb_session(
-        tmp_path, guest_kernel, ["--vcpus", "2", "--cmdline", "test=smpid"], ["break report", "continue", "detach"]
+        tmp_path, debug_kernel, ["--vcpus", "2", "--cmdline", "test=smpid"], ["break report", "continue", "detach"]
     )
     assert re.search(r"hit Breakpoint 1\.\d, report", s.gdb), s.gdb
     assert "[Inferior 1 (Remote target) detached]" in s.gdb
@@ -175,8 +183,8 @@ def test_detach_lets_the_guest_finish(tmp_path, guest_kernel):
     assert "gdb detached: the guest runs on" in s.stderr
 
 
-def test_a_crash_is_a_stop_before_the_crash_report(tmp_path, guest_kernel):
-    s = gdb_session(tmp_path, guest_kernel, ["--cmdline", "test=crash"], ["continue", "bt 1", "x/2xb $pc", "continue"])
+def test_a_crash_is_a_stop_before_the_crash_report(tmp_path, debug_kernel):
+    s = gdb_session(tmp_path, debug_kernel, ["--cmdline", "test=crash"], ["continue", "bt 1", "x/2xb $pc", "continue"])
     assert "Program received signal SIGSEGV" in s.gdb, s.gdb
     assert re.search(r"#0\s+0x[0-9a-f]+ in crash_main \(\) at programs/crash.c", s.gdb), s.gdb
     assert re.search(r":\s+0x0f\s+0x0b", s.gdb)  # ud2 at rip, seen through the vCPU's CR3
@@ -185,10 +193,10 @@ def test_a_crash_is_a_stop_before_the_crash_report(tmp_path, guest_kernel):
     assert s.stderr.index("crashed: triple fault") < s.stderr.index("pyvmm: guest crashed")
 
 
-def test_cpl3_user_task_breakpoint(tmp_path, guest_kernel):
+def test_cpl3_user_task_breakpoint(tmp_path, debug_kernel):
     s = gdb_session(
         tmp_path,
-        guest_kernel,
+        debug_kernel,
         ["--cmdline", "test=utasks"],
         ["break user_main", "continue", "bt 1", "delete", "continue"],
     )
@@ -202,7 +210,7 @@ def test_cpl3_user_task_breakpoint(tmp_path, guest_kernel):
 
 
 # -- the protocol, by hand --------------------------------------------------------------------
-def test_protocol_malformed_packets(tmp_path, guest_kernel):
+def test_protocol_malformed_packets(tmp_path, debug_kernel):
     sock = tmp_path / "gdb.sock"
     proc = _start_pyvmm(sock, "--timeout", "30", "--cmdline", "test=smpid")
     try:
@@ -226,7 +234,7 @@ def test_protocol_malformed_packets(tmp_path, guest_kernel):
         assert c.ask(b"Hgff") == b"E03"  # no such thread
         assert c.ask(b"P99=00")[:1] == b"E"
         assert c.ask(b"vCont;x")[:1] == b"E"
-        kmain = _symbol(guest_kernel, "kmain")
+        kmain = _symbol(debug_kernel, "kmain")
         assert c.ask(b"m%x,4" % kmain) == c.ask(b"m%x,4" % kmain)  # twice the same
         assert c.ask(b"Z0,%x,1" % kmain) == b"OK"
         code = c.ask(b"m%x,1" % kmain)
@@ -245,11 +253,11 @@ def test_protocol_malformed_packets(tmp_path, guest_kernel):
     assert "Traceback" not in err
 
 
-def test_gdb_vanishing_mid_run_is_a_detach(tmp_path, guest_kernel):
+def test_gdb_vanishing_mid_run_is_a_detach(tmp_path, debug_kernel):
     sock = tmp_path / "gdb.sock"
     proc = _start_pyvmm(sock, "--timeout", "30", "--vcpus", "2", "--cmdline", "test=smpid")
     c = RspClient(str(sock))
-    c.ask(b"Z0,%x,1" % _symbol(guest_kernel, "report"))
+    c.ask(b"Z0,%x,1" % _symbol(debug_kernel, "report"))
     c.raw(rsp.frame(b"vCont;c"))
     assert c.reply().startswith(b"T05")
     c.sock.close()  # gone without D: the breakpoint is removed, the guest runs to its end
@@ -258,7 +266,7 @@ def test_gdb_vanishing_mid_run_is_a_detach(tmp_path, guest_kernel):
     assert "gdb disconnected" in err and "Traceback" not in err
 
 
-def test_nowait_runs_at_once_and_gdb_attaches_later(tmp_path, guest_kernel):
+def test_nowait_runs_at_once_and_gdb_attaches_later(tmp_path, debug_kernel):
     sock = tmp_path / "gdb.sock"
     proc = _start_pyvmm(sock, "--gdb-nowait", "--timeout", "30", "--cmdline", "test=spin")
     try:
@@ -271,7 +279,7 @@ def test_nowait_runs_at_once_and_gdb_attaches_later(tmp_path, guest_kernel):
         time.sleep(0.5)
         c.raw(b"\x03")  # Ctrl-C, as gdb sends it
         assert c.reply() == b"T02thread:1;"
-        spin = _symbol(guest_kernel, "spin_main")
+        spin = _symbol(debug_kernel, "spin_main")
         rip = int.from_bytes(bytes.fromhex(c.ask(b"p10").decode()), "little")
         assert spin <= rip < spin + 0x40, (hex(rip), out)
         c.raw(rsp.frame(b"k"))

@@ -71,6 +71,13 @@ def _say(line: str) -> None:
         print(f"pyvmm: gdb: {line}", file=sys.stderr, flush=True)
 
 
+def kernel_has_debug_twin(path: str) -> bool:
+    """Is *path* the bundled kernel's boot image (its symbols file sits next to it)?"""
+    return os.path.basename(path) == "kernel.elf" and os.path.isfile(
+        os.path.join(os.path.dirname(path), "kernel.debug.elf")
+    )
+
+
 def start(launch: GdbLaunch, machine: Machine) -> GdbStub:
     """Hand the VM's vCPUs to a stub and start its thread (before the VM runs)."""
 
@@ -87,7 +94,12 @@ def start(launch: GdbLaunch, machine: Machine) -> GdbStub:
     stub = GdbStub(launch.listener, launch.address, services, wait=launch.wait)
     machine.attach_debugger(stub.control)
     stub.start()
+    symbols = machine.config.kernel
+    if kernel_has_debug_twin(str(symbols)):
+        from pyvmm.guest import bundled_kernel_debug
+
+        symbols = bundled_kernel_debug()
     target = f"target remote {launch.address.path}" if launch.address.is_unix else f"target remote {launch.address}"
     when = "the guest waits for it" if launch.wait else "the guest runs"
-    _say(f"listening on {launch.address} ({when}; in gdb: file {machine.config.kernel}, then {target})")
+    _say(f"listening on {launch.address} ({when}; in gdb: file {symbols}, then {target})")
     return stub
