@@ -63,6 +63,9 @@ def run(
     trace: Annotated[Optional[str], _option("trace")] = None,  # noqa: UP045
     trace_filter: Annotated[Optional[str], _option("trace_filter")] = None,  # noqa: UP045
     plugin: Annotated[Optional[list[str]], _option("plugin")] = None,  # noqa: UP045
+    gdb: Annotated[Optional[str], _option("gdb")] = None,  # noqa: UP045
+    gdb_wait: Annotated[bool, _option("gdb_wait")] = False,
+    gdb_nowait: Annotated[bool, _option("gdb_nowait")] = False,
     no_seccomp: Annotated[bool, _option("no_seccomp")] = False,
     snapshot_dir: Annotated[Optional[str], _option("snapshot_dir")] = None,  # noqa: UP045
     snapshot_on: Annotated[Optional[str], _option("snapshot_on")] = None,  # noqa: UP045
@@ -83,6 +86,9 @@ def run(
         trace=trace,
         trace_filter=trace_filter,
         plugin=list(plugin or ()),
+        gdb=gdb,
+        gdb_wait=gdb_wait,
+        gdb_nowait=gdb_nowait,
         no_seccomp=no_seccomp,
         snapshot_dir=snapshot_dir,
         snapshot_on=snapshot_on,

@@ -76,6 +76,12 @@ def _build_dir(parent: str) -> str:
         raise GuestBuildError(unusable_cache(parent, e)) from None
 
 
+def bundled_kernel_debug() -> str:
+    """The bundled kernel with its DWARF (``-g``) for gdb: the image :func:`bundled_kernel` boots,
+    plus line tables and frames."""
+    return os.path.join(os.path.dirname(bundled_kernel()), "kernel.debug.elf")
+
+
 def bundled_kernel(*, quiet: bool = False) -> str:
     """Path of the built bundled kernel ELF, building it first if needed."""
     src = source_dir()

@@ -31,6 +31,8 @@ class Segment(NamedTuple):
     memsz: int
     filesz: int
     flags: int
+    #: Where the segment is linked (``p_vaddr``); it is loaded at ``gpa`` (``p_paddr``).
+    vaddr: int = -1
 
     @property
     def end(self) -> int:
@@ -90,6 +92,7 @@ class _Phdr(NamedTuple):
     paddr: int
     filesz: int
     memsz: int
+    vaddr: int
 
 
 def _parse(path: str, image: bytes) -> tuple[int, list[_Phdr]]:
@@ -120,8 +123,8 @@ def _parse(path: str, image: bytes) -> tuple[int, list[_Phdr]]:
     if phoff + phnum * _PHDR.size > len(image):
         raise LoaderError(f"{path}: truncated (program headers run past the end of the file)")
     phdrs = [
-        _Phdr(ptype, flags, offset, paddr, filesz, memsz)
-        for ptype, flags, offset, _, paddr, filesz, memsz, _ in (
+        _Phdr(ptype, flags, offset, paddr, filesz, memsz, vaddr)
+        for ptype, flags, offset, vaddr, paddr, filesz, memsz, _ in (
             _PHDR.unpack_from(image, phoff + i * _PHDR.size) for i in range(phnum)
         )
     ]
@@ -241,7 +244,7 @@ def read_elf(path: str | Path) -> ElfImage:
             raise LoaderError(f"{path}: truncated (segment at {gpa:#x} runs past the end of the file)")
         if gpa + memsz > 1 << 52:
             raise LoaderError(f"{path}: segment at {gpa:#x} is beyond any physical address")
-        segments.append((Segment(gpa, memsz, filesz, ph.flags), offset))
+        segments.append((Segment(gpa, memsz, filesz, ph.flags, ph.vaddr), offset))
     if not segments:
         raise LoaderError(f"{path}: no loadable segments")
     ordered = sorted(seg for seg, _ in segments)

@@ -34,6 +34,7 @@ from pyvmm.paravirt.services import PauseKind
 from pyvmm.x86.boot import RFLAGS_IF, boot_regs
 
 if TYPE_CHECKING:
+    from pyvmm.debughook import VcpuDebugger
     from pyvmm.paravirt.events import EventChannels
     from pyvmm.paravirt.services import Timers, VcpuSet
     from pyvmm.vcpu import Vcpu
@@ -42,6 +43,8 @@ _EXIT_INTR = int(ExitReason.INTR)
 _EXIT_HLT = int(ExitReason.HLT)
 _EXIT_IRQ_WINDOW = int(ExitReason.IRQ_WINDOW_OPEN)
 _EXIT_SHUTDOWN = int(ExitReason.SHUTDOWN)
+_EXIT_DEBUG = int(ExitReason.DEBUG)
+_EXIT_INTERNAL_ERROR = int(ExitReason.INTERNAL_ERROR)
 _RUN = int(Ioctl.RUN)
 
 #: ``dispatch(vcpu, nr, a0, a1, a2, a3, a4) -> u64``: :meth:`pyvmm.paravirt.dispatcher.Dispatcher.dispatch`.
@@ -65,6 +68,8 @@ class LoopEnv:
     #: ``fn(vcpu_id, exit_reason)`` before each exit that is not a hypercall is handled
     #: (:mod:`pyvmm.extensions`' ``"exit"`` hooks); None when there is none.
     on_exit: Callable[[int, int], None] | None = None
+    #: ``pyvmm run --gdb`` (:mod:`pyvmm.debughook`): asked at thread start and on debug exits only.
+    debugger: VcpuDebugger | None = None
 
 
 #: A loop: ``loop(vcpu, env) -> Outcome``; raises ``KvmError`` (and lets a VMM bug through).
@@ -80,6 +85,8 @@ def start(vcpu: Vcpu, env: LoopEnv, loop: Loop | None) -> Outcome:
     if vcpu.start_regs is not None:
         entry, stack, arg = vcpu.start_regs
         vcpu.fd.set_regs(boot_regs(entry=entry, stack=stack, arg=arg))
+    if env.debugger is not None and not env.debugger.vcpu_starting(vcpu):
+        return STOPPED
     return (loop or run_loop)(vcpu, env)
 
 
@@ -262,6 +269,10 @@ def handle_slow_exit(vcpu: Vcpu, env: LoopEnv) -> Outcome:
         return CONTINUE
     if reason == _EXIT_HLT:
         return halt(vcpu, env)
+    if env.debugger is not None and (reason == _EXIT_DEBUG or reason == _EXIT_INTERNAL_ERROR):
+        outcome = env.debugger.debug_exit(vcpu)  # a breakpoint, a step; None: a crash after all
+        if outcome is not None:
+            return outcome
     info = vcpu.fd.exit_info()
     if reason == ExitReason.IO:
         if info.port == HYPERCALL_PORT:

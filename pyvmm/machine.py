@@ -46,6 +46,7 @@ from pyvmm.x86.paging import FramePool, PageTables, Pte, identity_map
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from pyvmm.debughook import VcpuDebugger
     from pyvmm.devices.base import Channel
     from pyvmm.devices.spec import ChannelSpec
     from pyvmm.snapshot.format import SnapshotDir
@@ -178,6 +179,7 @@ class Machine:
         self._before_hooks: list = []
         self._after_hooks: list = []
         self._exit_hooks: list = []
+        self._debugger: VcpuDebugger | None = None
         #: The per-vCPU loop (:data:`pyvmm.loop.Loop`); None = :func:`pyvmm.loop.run_loop`.
         #: ``stats`` selects the instrumented one; benchmarks plug in their variants here.
         self.loop = None
@@ -333,7 +335,12 @@ class Machine:
             on_first_run=self.times.set_first_run,
             on_first_hypercall=self.times.set_first_hypercall,
             on_exit=_exit_hooks(tuple(self._exit_hooks)),
+            debugger=self._debugger,
         )
+
+    def attach_debugger(self, debugger: VcpuDebugger) -> None:
+        """Before :meth:`run`: let *debugger* (``--gdb``) stop and resume the vCPUs."""
+        self._debugger = debugger
 
     def _open_channels(self) -> ChannelTable:
         channels = ChannelTable()
@@ -435,12 +442,14 @@ class Machine:
             if outcome.kind is not OutcomeKind.CRASH:
                 return  # stopped: somebody else recorded the result
             why = outcome.reason
+        if self._debugger is not None:
+            self._debugger.crashed(vcpu, why)  # gdb sees the state first; the report follows
         report = build_report(
             vcpu.fd, vcpu.id, why, self.memory, last_regs=vcpu.last_regs, kernel_cr3=self.kernel_tables.root
         )
         self.stop(RunResult(StopReason.CRASH, exit_code=125, crash=report))
 
-    def contain(self) -> None:
+    def contain(self, extra_rules: tuple = ()) -> None:
         """Load the seccomp allow-list (:mod:`pyvmm.sandbox`) into this process: after
         setup, before the first ``KVM_RUN``; irreversible. Raises ``SandboxError``."""
         # Everything the run needs after this was imported (and the compiled loop loaded)
@@ -457,7 +466,7 @@ class Machine:
         except OSError:
             self.landlock_abi = 0
         extra = () if snapshot_dir is None else sandbox.snapshot_rules(snapshot_dir.fd)
-        sandbox.apply(extra)
+        sandbox.apply((*extra, *extra_rules))
 
     def request_snapshot(self) -> None:
         """Ask :meth:`run` to snapshot the VM into ``config.snapshot_dir``; safe from a
@@ -499,6 +508,8 @@ class Machine:
             if self.result is None:
                 self.result = result
         self.vcpus.stop_all()
+        if self._debugger is not None:
+            self._debugger.vm_stopping(self.result)
         self._done.set()
 
     @property

@@ -78,6 +78,20 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
         repeat=True,
     ),
     OptionSpec(
+        "gdb",
+        ("--gdb",),
+        str,
+        "Serve gdb's remote protocol on HOST:PORT or unix:PATH (gdb: target remote HOST:PORT).",
+        "ADDR",
+    ),
+    OptionSpec(
+        "gdb_wait",
+        ("--gdb-wait",),
+        bool,
+        "With --gdb: stop before the first instruction until gdb attaches (the default).",
+    ),
+    OptionSpec("gdb_nowait", ("--gdb-nowait",), bool, "With --gdb: run at once; gdb may attach later."),
+    OptionSpec(
         "no_seccomp",
         ("--no-seccomp",),
         bool,
@@ -146,6 +160,9 @@ class RunOptions:
     trace: str | None = None
     trace_filter: str | None = None
     plugin: list[str] = field(default_factory=list)
+    gdb: str | None = None
+    gdb_wait: bool = False
+    gdb_nowait: bool = False
     no_seccomp: bool = False
     snapshot_dir: str | None = None
     snapshot_on: str | None = None

@@ -44,6 +44,7 @@ class StopReason(enum.Enum):
     CRASH = "crash"  # triple fault, internal error, unhandled exit
     TIMEOUT = "timeout"  # --timeout elapsed
     SIGNAL = "signal"  # SIGINT / SIGTERM on the host
+    KILLED = "killed"  # gdb's kill (pyvmm run --gdb)
 
 
 @dataclass

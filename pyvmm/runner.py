@@ -73,6 +73,14 @@ def run_guest(opts: RunOptions) -> int:
                 return fail(str(e))
     if opts.trace_filter is not None and opts.trace is None:
         return fail("--trace-filter needs --trace")
+    gdb = None
+    if opts.gdb is not None or opts.gdb_wait or opts.gdb_nowait:
+        from pyvmm.gdb import launch as gdb_launch  # now, as all of pyvmm.gdb: seccomp refuses imports later
+
+        try:
+            gdb = gdb_launch.prepare(opts)
+        except gdb_launch.GdbSetupError as e:
+            return fail(str(e))
 
     if opts.stats:  # imported now: under the seccomp filter an import cannot open its file
         import pyvmm.extensions  # noqa: F401  (format_errors, after the run)
@@ -90,7 +98,7 @@ def run_guest(opts: RunOptions) -> int:
     try:
         snapshot_dir, snapshot_signal = snapshot_options(opts)
     except ValueError as e:
-        _discard(stats_file)
+        _discard(stats_file, gdb)
         return fail(str(e))
 
     config = MachineConfig(
@@ -108,14 +116,14 @@ def run_guest(opts: RunOptions) -> int:
     try:
         machine = Machine(config)
     except (KvmError, LoaderError, MachineError) as e:
-        _discard(stats_file)
+        _discard(stats_file, gdb)
         _close(snapshot_dir)
         return fail(str(e))
     except OSError as e:  # the host ran out of something while building (EMFILE, ENOMEM): not a crash
-        _discard(stats_file)
+        _discard(stats_file, gdb)
         _close(snapshot_dir)
         return fail(f"cannot build the VM: {e.strerror or e}")
-    return execute(machine, opts, snapshot_signal, ext=ext, stats_file=stats_file)
+    return execute(machine, opts, snapshot_signal, ext=ext, stats_file=stats_file, gdb=gdb)
 
 
 def snapshot_options(opts):
@@ -150,7 +158,7 @@ def _close(snapshot_dir) -> None:
         snapshot_dir.close()
 
 
-def execute(machine, opts, snapshot_signal: int | None = None, *, ext=None, stats_file=None) -> int:
+def execute(machine, opts, snapshot_signal: int | None = None, *, ext=None, stats_file=None, gdb=None) -> int:
     """Run a built *machine* under the signal handlers and the seccomp filter; report; the
     exit status. Shared by ``pyvmm run`` and ``pyvmm restore``."""
     from pyvmm.boundedstderr import BoundedStderr  # now: the seccomp filter refuses imports later
@@ -174,9 +182,16 @@ def execute(machine, opts, snapshot_signal: int | None = None, *, ext=None, stat
         previous[snapshot_signal] = signal.signal(snapshot_signal, on_snapshot_signal)
     if stopsignals.received() is not None:  # one came before, and its StopSignal was lost
         on_signal(stopsignals.received(), None)
+    stub = None
+    if gdb is not None:
+        from pyvmm.gdb import launch as gdb_launch
+
+        stub = gdb_launch.start(gdb, machine)
     try:
-        result = _run_built(machine, opts, ext, stats_file)
+        result = _run_built(machine, opts, ext, stats_file, gdb)
     finally:
+        if stub is not None:
+            stub.close()  # the VM has stopped: gdb gets its W (or X) packet
         machine.close()
         stopsignals.restore(previous)
         sys.stderr = BoundedStderr()  # the VM has stopped: a stderr nobody reads must not hold pyvmm
@@ -199,15 +214,17 @@ def execute(machine, opts, snapshot_signal: int | None = None, *, ext=None, stat
         print(result.crash.format(), file=sys.stderr)
     elif result.reason is StopReason.TIMEOUT:
         print(f"pyvmm: guest stopped after --timeout {opts.timeout:g}s", file=sys.stderr)
+    elif result.reason is StopReason.KILLED:
+        print("pyvmm: killed by gdb", file=sys.stderr)
     elif result.reason is StopReason.SIGNAL:
         print(f"pyvmm: stopped by {stopsignals.name(result.signal)}", file=sys.stderr)
     return result.exit_code
 
 
-def _run_built(machine, opts: RunOptions, ext, stats_file):
+def _run_built(machine, opts: RunOptions, ext, stats_file, gdb=None):
     """Attach the extensions and the tracer, contain pyvmm, run the VM: the RunResult, or
     the exit status of a user error. The caller closes *machine*, whatever happens."""
-    from pyvmm.machine import MachineError
+    from pyvmm.machine import MachineError, RunResult, StopReason
 
     if ext:
         ext.attach(machine)
@@ -224,8 +241,15 @@ def _run_built(machine, opts: RunOptions, ext, stats_file):
 
         if sandbox.available():  # where libseccomp is missing, pyvmm runs uncontained
             try:
-                machine.contain()
+                if gdb is not None:
+                    from pyvmm.gdb import launch as gdb_launch
+
+                    machine.contain(gdb_launch.sandbox_rules(gdb))
+                else:
+                    machine.contain()
             except sandbox.SandboxError as e:
+                if gdb is not None:
+                    machine.stop(RunResult(StopReason.SIGNAL, exit_code=EXIT_USAGE))
                 return fail(f"cannot confine pyvmm with seccomp ({e}); --no-seccomp runs without it")
     try:
         return machine.run()
@@ -233,9 +257,11 @@ def _run_built(machine, opts: RunOptions, ext, stats_file):
         return fail(str(e))
 
 
-def _discard(stats_file) -> None:
+def _discard(stats_file, gdb=None) -> None:
     if stats_file is not None:
         stats_file.close()
+    if gdb is not None:
+        gdb.close()
 
 
 def _report_stats(metrics, opts: RunOptions, stats_file) -> int:

@@ -63,10 +63,12 @@ def _probe(path: str) -> int | None:
         probe.close()
 
 
-def listen(name: str, path: str) -> tuple[socket.socket, Identity]:
+def listen(name: str, path: str, *, label: str | None = None) -> tuple[socket.socket, Identity]:
     """Bind and listen at *path* (replacing a stale socket file); returns the socket and the
-    identity of the file we made. Raises :class:`DeviceError` with the user's one line."""
-    in_use = DeviceError(f"--channel {name}: {path} is in use by another listening VM")
+    identity of the file we made. Raises :class:`DeviceError` with the user's one line,
+    which starts with *label* (default ``--channel NAME``)."""
+    label = label or f"--channel {name}"
+    in_use = DeviceError(f"{label}: {path} is in use by another listening VM")
     for attempt in (1, 2):
         sock = socket.socket(socket.AF_UNIX, _STREAM)
         try:
@@ -77,12 +79,12 @@ def listen(name: str, path: str) -> tuple[socket.socket, Identity]:
         except OSError as e:
             sock.close()
             if e.errno != errno.EADDRINUSE:
-                raise DeviceError(f"--channel {name}: cannot listen on {path}: {e.strerror}") from None
+                raise DeviceError(f"{label}: cannot listen on {path}: {e.strerror}") from None
         if attempt == 2 or _listening(path):
             raise in_use
         err = _probe(path)
         if err is None:
-            raise DeviceError(f"--channel {name}: {path} already exists and is not a socket (pyvmm leaves it alone)")
+            raise DeviceError(f"{label}: {path} already exists and is not a socket (pyvmm leaves it alone)")
         if err in (0, errno.EAGAIN):  # accepted, or a full backlog: somebody listens
             raise in_use
         if err == errno.ECONNREFUSED:  # a stale socket file (its pyvmm died): replace it
@@ -91,9 +93,9 @@ def listen(name: str, path: str) -> tuple[socket.socket, Identity]:
             except FileNotFoundError:
                 pass  # another pyvmm removed it first: bind again all the same
             except OSError as e:
-                raise DeviceError(f"--channel {name}: cannot remove the stale socket {path}: {e.strerror}") from None
+                raise DeviceError(f"{label}: cannot remove the stale socket {path}: {e.strerror}") from None
         elif err != errno.ENOENT:
-            raise DeviceError(f"--channel {name}: {path} already exists ({os.strerror(err)})")
+            raise DeviceError(f"{label}: {path} already exists ({os.strerror(err)})")
     raise AssertionError("unreachable")
 
 

@@ -145,6 +145,8 @@ IOEVENTFD_FLAG_DEASSIGN = 1 << 2
 # struct kvm_guest_debug.control
 GUESTDBG_ENABLE = 0x00000001
 GUESTDBG_SINGLESTEP = 0x00000002
+GUESTDBG_USE_SW_BP = 0x00010000  # x86: #BP (int3) exits to userspace
+GUESTDBG_USE_HW_BP = 0x00020000  # x86: debugreg[] below are the vCPU's DR0-3/DR7
 
 # KVM_GET_API_VERSION must return this
 API_VERSION = 12

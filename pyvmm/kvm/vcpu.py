@@ -194,6 +194,15 @@ class VcpuFd(IoctlFd):
         """
         self._ioctl_struct(Ioctl.INTERRUPT, s.KvmInterrupt(vector))
 
+    def set_guest_debug(self, control: int, debugregs: tuple[int, ...] = ()) -> None:
+        """``KVM_SET_GUEST_DEBUG``: *control* is ``GUESTDBG_*`` bits (0 disables), *debugregs*
+        DR0-DR3, -, -, DR6, DR7 for ``GUESTDBG_USE_HW_BP`` (the gdb stub, :mod:`pyvmm.gdb`)."""
+        dbg = s.KvmGuestDebug()
+        dbg.control = control
+        for i, value in enumerate(debugregs[:8]):
+            dbg.debugreg[i] = value
+        self._ioctl_struct(Ioctl.SET_GUEST_DEBUG, dbg)
+
     def tsc_khz(self) -> int:
         ret = ioctl_int(self.fd, Ioctl.GET_TSC_KHZ, 0)
         if ret < 0:
