@@ -36,19 +36,30 @@ def format_stats(machine) -> str:
     return f"pyvmm: stats: hypercalls: {calls or 'none'}\npyvmm: stats: {machine.address_spaces.format_stats()}"
 
 
-def run_guest(opts: RunOptions) -> int:
-    import pyvmm.boundedstderr  # now: with the VM built, the fds for an import may be gone
-    from pyvmm.guest import GuestBuildError, bundled_kernel
-    from pyvmm.kvm import KvmError
-    from pyvmm.loader import LoaderError
+def memory_and_timeout(opts) -> int:
+    """``--memory`` in bytes, after checking ``--timeout``; raises ``ValueError`` with the
+    one-line message. Shared by ``pyvmm run`` and ``pyvmm exec``."""
     from pyvmm.memory import parse_size
 
     try:
         memory = parse_size(opts.memory)
     except ValueError as e:
-        return fail(f"--memory: {e}")
+        raise ValueError(f"--memory: {e}") from None
     if opts.timeout is not None and not opts.timeout > 0:
-        return fail("--timeout must be a positive number of seconds")
+        raise ValueError("--timeout must be a positive number of seconds")
+    return memory
+
+
+def run_guest(opts: RunOptions) -> int:
+    import pyvmm.boundedstderr  # now: with the VM built, the fds for an import may be gone
+    from pyvmm.guest import GuestBuildError, bundled_kernel
+    from pyvmm.kvm import KvmError
+    from pyvmm.loader import LoaderError
+
+    try:
+        memory = memory_and_timeout(opts)
+    except ValueError as e:
+        return fail(str(e))
     from pyvmm.devices.spec import SpecError, build_specs
 
     try:

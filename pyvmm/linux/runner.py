@@ -76,15 +76,10 @@ def exec_program(opts: ExecOptions) -> int:
     from pyvmm.linux import image
     from pyvmm.linux.devices import ExecBlob
     from pyvmm.loader import LoaderError
-    from pyvmm.memory import parse_size
+    from pyvmm.runner import memory_and_timeout
 
     try:
-        memory = parse_size(opts.memory)
-    except ValueError as e:
-        return fail(f"--memory: {e}")
-    if opts.timeout is not None and not opts.timeout > 0:
-        return fail("--timeout must be a positive number of seconds")
-    try:
+        memory = memory_and_timeout(opts)
         env = _environment(opts.env)
     except ValueError as e:
         return fail(str(e))
