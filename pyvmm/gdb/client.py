@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 
 from pyvmm.gdb.rsp import checksum, frame
 
@@ -16,9 +17,20 @@ _REPLY = re.compile(rb"[+-]*\$([^#]*)#([0-9a-fA-F]{2})", re.S)
 
 class RspClient:
     def __init__(self, path: str, timeout: float = 20.0) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
+        # The path may exist before pyvmm listens there: a stale socket file of an earlier
+        # run (a contained pyvmm leaves it), which pyvmm replaces as it starts.
+        deadline = time.monotonic() + timeout
+        while True:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            try:
+                self.sock.connect(path)
+                break
+            except (ConnectionRefusedError, FileNotFoundError):
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
         self.buf = b""
 
     def raw(self, data: bytes) -> None:
