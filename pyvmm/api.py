@@ -9,6 +9,9 @@ A :class:`VM` is configured first (options, :meth:`VM.hypercall`, :meth:`VM.add_
 was given. Then :meth:`VM.run` runs it to completion, or :meth:`VM.start` /
 :meth:`VM.wait` / :meth:`VM.stop` step by step; :meth:`VM.close` (or ``with``)
 releases it.
+
+Over ~400 lines on purpose: this module *is* the public surface docs/api.md describes;
+what it builds on lives below it.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ Data flows one way: KVM exit -> run loop (:mod:`pyvmm.loop`) -> dispatcher
 the vCPU's ``rax``. The machine builds each layer and hands every handler only
 the services it names (:mod:`pyvmm.paravirt.services`); nothing below imports
 this module.
+
+Over ~400 lines because it is where every layer is assembled (memory, vCPUs, channels,
+the broker, snapshots, the debugger hook). The snapshot lifecycle (``request_snapshot``,
+``reset``) is the next part to move out, into :mod:`pyvmm.snapshot`.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ Calling convention (syscall-shaped, like Linux ``syscall`` and KVM's own PV
 calls): hypercall number in ``rax``, arguments in ``rdi, rsi, rdx, r10, r8``,
 trigger with ``outl %eax, $HYPERCALL_PORT``, result in ``rax`` (a negative
 errno on failure). Every other register is preserved.
+
+Over ~400 lines on purpose: every number, struct and call signature of the ABI stays in
+this one table, which generates the guest's headers and the docs' tables (a split would
+split the source of truth).
 """
 
 from __future__ import annotations

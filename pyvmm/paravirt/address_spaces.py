@@ -28,6 +28,10 @@ not-present entries). Where KVM shadows page tables in software (PVM; ept=0),
 a CR3 reload is not enough: the same events also drop KVM's shadow pages
 (:class:`~pyvmm.kvm.shadow.ShadowMmu`), and page-table frames of destroyed
 spaces are reused only after such a flush.
+
+Over ~400 lines for now: its split into a package with one concern per module is issue 9's
+item 5, built on a branch but not merged yet (it must be redone over pyvmm exec's
+low-window spaces and the snapshot state below).
 """
 
 from __future__ import annotations
