@@ -180,20 +180,26 @@ def runs_crc32(view: memoryview, runs: list[list[int]]) -> int:
     return crc
 
 
+def open_dir(path: str, label: str, missing: str) -> int:
+    """An ``O_DIRECTORY`` descriptor of *path*; :class:`SnapshotError` ``"{label}: why"`` if
+    it cannot be had (*missing*: what to say when nothing is there)."""
+    try:
+        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise SnapshotError(f"{label}: {missing}") from None
+    except NotADirectoryError:
+        raise SnapshotError(f"{label}: not a directory") from None
+    except OSError as e:
+        raise SnapshotError(f"{label}: {e.strerror}") from None
+
+
 class SnapshotDir:
     """Where snapshots go: a directory opened now (before any seccomp filter), written
     through its descriptor. Raises :class:`SnapshotError` if it is not a usable directory."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        try:
-            self.fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise SnapshotError(f"--snapshot-dir {path}: no such directory") from None
-        except NotADirectoryError:
-            raise SnapshotError(f"--snapshot-dir {path}: not a directory") from None
-        except OSError as e:
-            raise SnapshotError(f"--snapshot-dir {path}: {e.strerror}") from None
+        self.fd = open_dir(path, f"--snapshot-dir {path}", "no such directory")
         if not os.access(path, os.W_OK):
             os.close(self.fd)
             raise SnapshotError(f"--snapshot-dir {path}: not writable")

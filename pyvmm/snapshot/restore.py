@@ -24,7 +24,7 @@ from pyvmm.paravirt import abi
 from pyvmm.paravirt.abi import ChannelKind, Layout
 from pyvmm.paravirt.services import PauseKind, ThreadStartError
 from pyvmm.snapshot import vcpustate
-from pyvmm.snapshot.format import MANIFEST, MAX_MANIFEST, MEMORY, Manifest, SnapshotError, decode_manifest
+from pyvmm.snapshot.format import MANIFEST, MAX_MANIFEST, MEMORY, Manifest, SnapshotError, decode_manifest, open_dir
 
 _CLONES = "clones"  # the clone counter beside the snapshot
 
@@ -54,14 +54,7 @@ def open_snapshot(
 ) -> Restorable:
     """Read and verify the snapshot in directory *path*. *memory*/*vcpus*: what the user
     asked for (None: whatever the snapshot has). Raises :class:`SnapshotError`."""
-    try:
-        dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise SnapshotError(f"{path}: no such snapshot directory") from None
-    except NotADirectoryError:
-        raise SnapshotError(f"{path}: not a directory") from None
-    except OSError as e:
-        raise SnapshotError(f"{path}: {e.strerror}") from None
+    dfd = open_dir(path, path, "no such snapshot directory")
     try:
         manifest = _read_manifest(path, dfd)
         _check_fits(manifest, memory, vcpus, boot_id)
