@@ -46,6 +46,7 @@ from pyvmm.vcpu import Vcpu, VcpuSet, VcpuState, install_kick_handler
 from pyvmm.x86 import boot
 from pyvmm.x86.cpuid import guest_cpuid, has_nx
 from pyvmm.x86.paging import FramePool, PageTables, Pte, identity_map
+from pyvmm.x86.tablemem import TableMemory
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -246,18 +247,23 @@ class Machine:
         vm.set_user_memory_region(0, 0, mem.size, mem.host_address)
         own.callback(self._delete_memslot)  # before the unmap above: closing runs last-in first
         nx = has_nx(supported)
-        self.pt_pool = FramePool(mem, Layout.PAGE_TABLE_POOL, Layout.RESERVED_END)
+        # Tables are written through to RAM and read from the VMM's copy: a guest that writes
+        # its pool pages anyway (CR0.WP clear) cannot make pyvmm trust what it wrote.
+        tables = TableMemory(mem, Layout.PAGE_TABLE_POOL, Layout.RESERVED_END)
+        self.pt_pool = FramePool(tables, Layout.PAGE_TABLE_POOL, Layout.RESERVED_END)
         if restore is None:
             # zeroed: the mapping is fresh anonymous memory, nothing written yet: .bss costs nothing.
             self.elf: LoadedElf | None = self.image.load(mem, reserved_end=Layout.RESERVED_END, zeroed=True)
             nx_mask = ~0 if nx else ~int(Pte.NO_EXECUTE)
             low = low_page_flags if nx else (lambda gpa: low_page_flags(gpa) & nx_mask)
             high = Pte.PRESENT | Pte.WRITABLE
-            self.kernel_tables: PageTables = identity_map(mem, self.pt_pool, mem.size, low_flags=low, high_flags=high)
+            self.kernel_tables: PageTables = identity_map(
+                tables, self.pt_pool, mem.size, low_flags=low, high_flags=high
+            )
             mem.write(Layout.GDT, boot.gdt_page(Layout.GDT))
         else:  # tables, GDT, the kernel and its data are all in the snapshot's RAM
             self.elf = None
-            self.kernel_tables = PageTables(mem, self.pt_pool, root=restore.manifest.kernel_root)
+            self.kernel_tables = PageTables(tables, self.pt_pool, root=restore.manifest.kernel_root)
 
         self.channels = self._open_channels()
         own.callback(self.channels.close)  # disks fsync'd, peers see the stream close

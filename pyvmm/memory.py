@@ -188,6 +188,18 @@ class GuestMemory:
             self._touch(gpa, length)
         return self._view[gpa : gpa + length]
 
+    def readinto(self, gpa: int, buffer: memoryview | bytearray) -> None:
+        """Copy ``len(buffer)`` bytes from *gpa* into *buffer* (checked), with no temporary."""
+        n = len(buffer)
+        self.check(gpa, n)
+        buffer[:] = self._view[gpa : gpa + n]
+
+    def same(self, gpa: int, data: memoryview | bytes) -> bool:
+        """Do the bytes at *gpa* equal *data*? (checked; compared in place)"""
+        n = len(data)
+        self.check(gpa, n)
+        return self._view[gpa : gpa + n] == data
+
     def read_u64(self, gpa: int) -> int:
         self.check(gpa, 8)
         return int.from_bytes(self._view[gpa : gpa + 8], "little")

@@ -16,6 +16,7 @@ from pyvmm.paravirt.abi import AS_USER_BASE, AsOpCode, Errno, PfError, Prot
 from pyvmm.paravirt.address_spaces import AddressSpaceManager, FaultKind
 from pyvmm.paravirt.dispatcher import HypercallError
 from pyvmm.x86.paging import ADDR_MASK, PAGE_4K, FramePool, PageTables, Pte, identity_map
+from pyvmm.x86.tablemem import TableMemory
 
 RAM = 16 << 20
 POOL = (0x10000, 0x200000)
@@ -38,9 +39,9 @@ def _vcpu(i: int = 0):
 @pytest.fixture
 def vm():
     mem = GuestMemory(RAM)
-    pool = FramePool(mem, *POOL)
+    pool = FramePool(TableMemory(mem, *POOL), *POOL)
     kernel = identity_map(
-        mem, pool, RAM, low_flags=lambda g: Pte.PRESENT if g else 0, high_flags=Pte.PRESENT | Pte.WRITABLE
+        pool.mem, pool, RAM, low_flags=lambda g: Pte.PRESENT if g else 0, high_flags=Pte.PRESENT | Pte.WRITABLE
     )
     m = AddressSpaceManager(mem, pool, kernel, nx=True, reserved_end=POOL[1])
     ctx = _vcpu()
@@ -73,8 +74,8 @@ def test_new_space_shares_the_kernel_map_and_has_no_user_pages(vm):
 
 def test_map_translations_and_permissions(vm):
     h = vm.m.as_create(vm.ctx)
-    vm.m.as_call(vm.ctx, vm.m._map, h, VA, 0x300000, 3 * PAGE_4K, RW)
-    vm.m.as_call(vm.ctx, vm.m._map, h, VA + 0x10000, 0x310000, PAGE_4K, Prot.READ | Prot.EXEC)
+    vm.m.as_call(vm.ctx, vm.m.leaves.map, h, VA, 0x300000, 3 * PAGE_4K, RW)
+    vm.m.as_call(vm.ctx, vm.m.leaves.map, h, VA + 0x10000, 0x310000, PAGE_4K, Prot.READ | Prot.EXEC)
     t = _tables(vm, h)
     for i in range(3):
         tr = t.translate(VA + i * PAGE_4K + 0x10)
@@ -105,16 +106,16 @@ def test_map_translations_and_permissions(vm):
 )
 def test_map_rejects(vm, va, gpa, length, prot, err):
     h = vm.m.as_create(vm.ctx)
-    assert _errno(vm.m.as_call, vm.ctx, vm.m._map, h, va, gpa, length, prot) == err
+    assert _errno(vm.m.as_call, vm.ctx, vm.m.leaves.map, h, va, gpa, length, prot) == err
     assert not list(vm.m.spaces[h].tables.iter_leaves(AS_USER_BASE, 1 << 47))  # nothing half-done
 
 
 def test_handles(vm):
     h = vm.m.as_create(vm.ctx)
-    assert _errno(vm.m.as_call, vm.ctx, vm.m._map, 99, VA, 0x300000, PAGE_4K, RW) == Errno.EBADF
-    assert _errno(vm.m.as_call, vm.ctx, vm.m._map, 0, VA, 0x300000, PAGE_4K, RW) == Errno.EINVAL
-    vm.m.as_call(vm.ctx, vm.m._map, h, VA, 0x300000, PAGE_4K, RW)
-    assert _errno(vm.m.as_call, vm.ctx, vm.m._map, h, VA, 0x301000, PAGE_4K, RW) == Errno.EEXIST
+    assert _errno(vm.m.as_call, vm.ctx, vm.m.leaves.map, 99, VA, 0x300000, PAGE_4K, RW) == Errno.EBADF
+    assert _errno(vm.m.as_call, vm.ctx, vm.m.leaves.map, 0, VA, 0x300000, PAGE_4K, RW) == Errno.EINVAL
+    vm.m.as_call(vm.ctx, vm.m.leaves.map, h, VA, 0x300000, PAGE_4K, RW)
+    assert _errno(vm.m.as_call, vm.ctx, vm.m.leaves.map, h, VA, 0x301000, PAGE_4K, RW) == Errno.EEXIST
     vm.m.as_switch(vm.ctx, h)
     assert vm.ctx.fd.run.s.regs.sregs.cr3 == vm.m.spaces[h].tables.root
     assert vm.ctx.fd.run.kvm_dirty_regs & SYNC_X86_SREGS
@@ -131,18 +132,18 @@ def test_handles(vm):
 
 def test_protect_and_unmap(vm):
     h = vm.m.as_create(vm.ctx)
-    vm.m.as_call(vm.ctx, vm.m._map, h, VA, 0x300000, 2 * PAGE_4K, RW)
-    vm.m.as_call(vm.ctx, vm.m._protect, h, VA, PAGE_4K, RO)
+    vm.m.as_call(vm.ctx, vm.m.leaves.map, h, VA, 0x300000, 2 * PAGE_4K, RW)
+    vm.m.as_call(vm.ctx, vm.m.leaves.protect, h, VA, PAGE_4K, RO)
     t = _tables(vm, h)
     assert not t.translate(VA).writable and t.translate(VA + PAGE_4K).writable
-    vm.m.as_call(vm.ctx, vm.m._unmap, h, VA, 2 * PAGE_4K)
+    vm.m.as_call(vm.ctx, vm.m.leaves.unmap, h, VA, 2 * PAGE_4K)
     assert t.translate(VA) is None and t.translate(VA + PAGE_4K) is None
     assert vm.m.spaces[h].stats.pages_mapped == 0
 
 
 def test_demand_zero_one_fault_per_page(vm):
     h = vm.m.as_create(vm.ctx)
-    vm.m.as_call(vm.ctx, vm.m._lazy, h, VA, 8 * PAGE_4K, RW)
+    vm.m.as_call(vm.ctx, vm.m.leaves.lazy, h, VA, 8 * PAGE_4K, RW)
     vm.mem.write(DONATED[0], b"\xff" * PAGE_4K)  # stale data the VMM must clear
     for i in range(5):
         assert vm.m.page_fault(vm.ctx, h, VA + i * PAGE_4K + 0x123, W_USER, 0) == 0
@@ -164,8 +165,8 @@ def test_demand_zero_one_fault_per_page(vm):
 
 def test_fault_permissions(vm):
     h = vm.m.as_create(vm.ctx)
-    vm.m.as_call(vm.ctx, vm.m._lazy, h, VA, PAGE_4K, RO)
-    vm.m.as_call(vm.ctx, vm.m._map, h, VA + PAGE_4K, 0x300000, PAGE_4K, RO)
+    vm.m.as_call(vm.ctx, vm.m.leaves.lazy, h, VA, PAGE_4K, RO)
+    vm.m.as_call(vm.ctx, vm.m.leaves.map, h, VA + PAGE_4K, 0x300000, PAGE_4K, RO)
     assert _errno(vm.m.page_fault, vm.ctx, h, VA, W_USER, 0) == Errno.EFAULT  # write to a read-only lazy page
     assert vm.m.page_fault(vm.ctx, h, VA, R_USER, 0) == 0
     assert _errno(vm.m.page_fault, vm.ctx, h, VA + PAGE_4K, W_USER | PfError.PRESENT, 0) == Errno.EFAULT
@@ -174,8 +175,8 @@ def test_fault_permissions(vm):
 
 def test_clone_is_copy_on_write(vm):
     parent = vm.m.as_create(vm.ctx)
-    vm.m.as_call(vm.ctx, vm.m._lazy, parent, VA, 4 * PAGE_4K, RW)
-    vm.m.as_call(vm.ctx, vm.m._map, parent, VA + 0x10000, 0x300000, PAGE_4K, Prot.READ | Prot.EXEC | Prot.USER)
+    vm.m.as_call(vm.ctx, vm.m.leaves.lazy, parent, VA, 4 * PAGE_4K, RW)
+    vm.m.as_call(vm.ctx, vm.m.leaves.map, parent, VA + 0x10000, 0x300000, PAGE_4K, Prot.READ | Prot.EXEC | Prot.USER)
     vm.m.page_fault(vm.ctx, parent, VA, W_USER, 0)
     pt = _tables(vm, parent)
     frame = pt.translate(VA).phys
@@ -256,17 +257,18 @@ def test_exhaustion_is_enomem_not_a_crash(vm):
     assert e.value.errno == Errno.ENOMEM and vm.pool.available == 0
     vm.m.as_destroy(vm.ctx, handles.pop())
     h = vm.m.as_create(vm.ctx)  # one root fits again...
-    assert _errno(vm.m.as_call, vm.ctx, vm.m._map, h, VA, 0x300000, PAGE_4K, RW) == Errno.ENOMEM  # ...tables do not
+    # ...tables do not:
+    assert _errno(vm.m.as_call, vm.ctx, vm.m.leaves.map, h, VA, 0x300000, PAGE_4K, RW) == Errno.ENOMEM
     assert _tables(vm, h).translate(VA) is None
 
 
 def test_donated_frames_run_out(vm):
     h = vm.m.as_create(vm.ctx)
-    vm.m.as_call(vm.ctx, vm.m._lazy, h, VA, 2048 * PAGE_4K, RW)
+    vm.m.as_call(vm.ctx, vm.m.leaves.lazy, h, VA, 2048 * PAGE_4K, RW)
     for i in range(DONATED[1] // PAGE_4K):
         vm.m.page_fault(vm.ctx, h, VA + i * PAGE_4K, W_USER, 0)
     assert _errno(vm.m.page_fault, vm.ctx, h, VA + 1024 * PAGE_4K, W_USER, 0) == Errno.ENOMEM
-    vm.m.as_call(vm.ctx, vm.m._unmap, h, VA, PAGE_4K)  # gives a frame back
+    vm.m.as_call(vm.ctx, vm.m.leaves.unmap, h, VA, PAGE_4K)  # gives a frame back
     assert vm.m.page_fault(vm.ctx, h, VA + 1024 * PAGE_4K, W_USER, 0) == 0
     assert _tables(vm, h).translate(VA + 1024 * PAGE_4K).phys & ADDR_MASK >= DONATED[0]
 
@@ -287,7 +289,7 @@ def test_batch_of_scattered_pages_is_one_pass_with_exact_failure_index(vm):
         0x300000 + (n - 1 - i) * PAGE_4K for i in range(40)
     ]
     assert t.translate(VA + 41 * PAGE_4K) is None
-    vm.m.as_call(vm.ctx, vm.m._unmap, h, VA, n * PAGE_4K)
+    vm.m.as_call(vm.ctx, vm.m.leaves.unmap, h, VA, n * PAGE_4K)
     entries[40] = (AsOpCode.MAP, RW, VA + 40 * PAGE_4K, 0x300000 + 23 * PAGE_4K, PAGE_4K)
     vm.mem.write(ops_gpa, b"".join(struct.pack("<IIQQQq", *e, 77) for e in entries))
     assert vm.m.as_batch(vm.ctx, h, ops_gpa, n) == n
@@ -335,12 +337,12 @@ def test_whole_column_batch_over_mapped_page_and_scattered_order(vm):
 
     h = vm.m.as_create(vm.ctx)
     ops_gpa, n = 0xC00000, 512
-    vm.m.as_call(vm.ctx, vm.m._map, h, VA + 200 * PAGE_4K, 0x7FF000, PAGE_4K, RO)
+    vm.m.as_call(vm.ctx, vm.m.leaves.map, h, VA + 200 * PAGE_4K, 0x7FF000, PAGE_4K, RO)
     entries = [(AsOpCode.MAP, RW, VA + i * PAGE_4K, 0x300000 + i * PAGE_4K, PAGE_4K) for i in range(n)]
     vm.mem.write(ops_gpa, b"".join(struct.pack("<IIQQQq", *e, 0) for e in entries))
     assert vm.m.as_batch(vm.ctx, h, ops_gpa, n) == 200  # entry 200 finds its page mapped
     assert struct.unpack_from("<q", vm.mem.read(ops_gpa + 40 * 200 + 32, 8))[0] == -Errno.EEXIST
-    vm.m.as_call(vm.ctx, vm.m._unmap, h, VA, 1 << 30)
+    vm.m.as_call(vm.ctx, vm.m.leaves.unmap, h, VA, 1 << 30)
     # The same pages in descending va order, spanning two page tables: the scattered path.
     base = VA + 300 * PAGE_4K
     entries = [(AsOpCode.MAP, RW, base + (n - 1 - i) * PAGE_4K, 0x300000 + i * PAGE_4K, PAGE_4K) for i in range(n)]
@@ -351,5 +353,124 @@ def test_whole_column_batch_over_mapped_page_and_scattered_order(vm):
         tr = t.translate(base + (n - 1 - i) * PAGE_4K)
         assert tr.phys == 0x300000 + i * PAGE_4K and tr.writable and tr.user and not tr.executable
     assert vm.m.spaces[h].stats.pages_mapped == n
-    vm.m.as_call(vm.ctx, vm.m._unmap, h, VA, 1 << 30)
+    vm.m.as_call(vm.ctx, vm.m.leaves.unmap, h, VA, 1 << 30)
     assert vm.m.spaces[h].stats.pages_mapped == 0 and not list(t.iter_leaves(VA, VA + (1 << 30)))
+
+
+def _pt_of(vm, h, va) -> int:
+    """The guest-physical page table holding *va*'s leaf in space *h*."""
+    return vm.m.spaces[h].tables.leaf_entry_addr(va) & ~0xFFF
+
+
+def test_tables_garbled_in_guest_ram_are_not_trusted(vm):
+    """A CPL0 guest can write its pool pages (CR0.WP clear): pyvmm reads its own copy."""
+    h = vm.m.as_create(vm.ctx)
+    vm.m.as_call(vm.ctx, vm.m.leaves.map, h, VA, 0x300000, PAGE_4K, RW)
+    vm.m.as_call(vm.ctx, vm.m.leaves.lazy, h, VA + PAGE_4K, 4 * PAGE_4K, RW)
+    for i in range(1, 5):
+        vm.m.page_fault(vm.ctx, h, VA + i * PAGE_4K, W_USER, 0)
+    free_before = sorted(vm.m.frames.free)
+    pt = _pt_of(vm, h, VA)
+    soft = int(Pte.PRESENT | Pte.COW | Pte.VMM_FRAME)
+    garbage = [(0x5000 + (i << 12)) | soft for i in range(512)]  # claims on frames pyvmm never shared
+    vm.mem.write(pt, b"".join(e.to_bytes(8, "little") for e in garbage))
+    root = vm.m.spaces[h].tables.root
+    vm.mem.write_u64(root + 8 * 2, 0x300000 | int(Pte.PRESENT))  # a table pyvmm never made
+    vm.m.as_call(vm.ctx, vm.m.leaves.unmap, h, VA, 1 << 30)
+    assert vm.m.as_destroy(vm.ctx, h) == 0
+    # The four demand-zero frames came back, and nothing else.
+    assert vm.m.frames.in_use == 0 and not vm.m.refs.cow
+    assert sorted(vm.m.frames.free) == sorted(free_before + [DONATED[0] + i * PAGE_4K for i in range(4)])
+    # A snapshot makes RAM agree with pyvmm's copy again.
+    state = vm.m.export_state()
+    assert vm.m.tables.repair_guest_copy() == 0 and state["frames"]["total"] == DONATED[1] // PAGE_4K
+
+
+def test_donate_refuses_exactly_the_mapped_frames(vm):
+    h = vm.m.as_create(vm.ctx)
+    frame = 0xD00000
+    vm.m.as_call(vm.ctx, vm.m.leaves.map, h, VA, frame, PAGE_4K, RW)
+    c = vm.m.as_clone(vm.ctx, h)  # a COW leaf of it, too
+    assert _errno(vm.m.as_donate, vm.ctx, frame, PAGE_4K) == Errno.EBUSY
+    assert _errno(vm.m.as_donate, vm.ctx, frame - PAGE_4K, 2 * PAGE_4K) == Errno.EBUSY
+    assert vm.m.as_donate(vm.ctx, frame + PAGE_4K, PAGE_4K) == 0  # its neighbour is free
+    vm.m.as_call(vm.ctx, vm.m.leaves.unmap, h, VA, PAGE_4K)
+    assert _errno(vm.m.as_donate, vm.ctx, frame, PAGE_4K) == Errno.EBUSY  # the clone still maps it
+    vm.m.as_destroy(vm.ctx, c)  # its freed tables keep stale entries in RAM: not in pyvmm's copy
+    assert vm.m.as_donate(vm.ctx, frame, PAGE_4K) == 0
+    assert _errno(vm.m.as_donate, vm.ctx, frame, PAGE_4K) == Errno.EPERM  # now the VMM's
+
+
+def test_adjacent_donations_join_and_disjoint_ones_are_bounded(vm):
+    from pyvmm.paravirt.address_spaces.policy import MAX_DONATIONS
+
+    start = 0xD00000
+    for i in range(8):  # adjacent: one range
+        vm.m.as_donate(vm.ctx, start + i * PAGE_4K, PAGE_4K)
+    assert (start, start + 8 * PAGE_4K) in vm.m.frames.ranges
+    refused = None
+    for i in range(MAX_DONATIONS + 1):  # every other page: disjoint
+        try:
+            vm.m.as_donate(vm.ctx, start + (16 + 2 * i) * PAGE_4K, PAGE_4K)
+        except HypercallError as e:
+            refused = e.errno
+            break
+    assert refused == Errno.ENOSPC and len(vm.m.frames.ranges) == MAX_DONATIONS
+
+
+def test_batch_writes_back_only_the_result_fields(vm):
+    """Another vCPU may change the array while pyvmm runs it: only ``result`` is pyvmm's."""
+    import struct
+
+    h = vm.m.as_create(vm.ctx)
+    ops_gpa, n = 0x400000, 8
+    entries = [(AsOpCode.MAP, RW, VA + i * PAGE_4K, 0x300000 + i * PAGE_4K, PAGE_4K, 77) for i in range(n)]
+    vm.mem.write(ops_gpa, b"".join(struct.pack("<IIQQQq", *e) for e in entries))
+    read = vm.mem.read
+
+    def read_then_guest_writes(gpa, length):
+        data = read(gpa, length)
+        if gpa == ops_gpa:  # the guest reuses entry 2's va field as soon as pyvmm has read it
+            vm.mem.write_u64(ops_gpa + 2 * 40 + 8, 0xDEAD000)
+        return data
+
+    vm.mem.read = read_then_guest_writes
+    assert vm.m.as_batch(vm.ctx, h, ops_gpa, n) == n
+    vm.mem.read = read
+    after = [struct.unpack_from("<IIQQQq", vm.mem.read(ops_gpa + 40 * i, 40)) for i in range(n)]
+    assert [e[5] for e in after] == [0] * n
+    assert after[2][2] == 0xDEAD000  # the guest's write survived
+
+
+def test_guest_growable_caches_and_stats_are_bounded(vm):
+    from pyvmm.paravirt.address_spaces.policy import RETAINED_STATS
+    from pyvmm.x86 import lanes, paging
+
+    for n in range(1, 4097):
+        lanes.ones(n)
+        paging.run_entries(0, n)
+    assert lanes.ones.cache_info().currsize <= 64 and paging._lanes.cache_info().currsize <= 64
+    for _ in range(RETAINED_STATS + 300):
+        vm.m.as_destroy(vm.ctx, vm.m.as_create(vm.ctx))
+    assert len(vm.m.stats()) == RETAINED_STATS
+    assert f"{RETAINED_STATS + 300} created" in vm.m.format_stats()
+
+
+def test_snapshot_state_round_trip_keeps_low_window_spaces_and_tables(vm):
+    """Regression: the snapshot state did not record a space's base, so a restored
+    low-window space (pyvmm exec) refused every call below 512 GiB."""
+    from pyvmm.paravirt.abi import AS_LOW_BASE, AsCreateFlag
+
+    low = vm.m.as_create(vm.ctx, int(AsCreateFlag.LOW_WINDOW))
+    vm.m.as_call(vm.ctx, vm.m.leaves.map, low, AS_LOW_BASE, 0x300000, PAGE_4K, RW)
+    state = vm.m.export_state()
+    saved_pool = vm.mem.read(POOL[0], POOL[1] - POOL[0])  # what a snapshot saves of RAM
+    vm.m.as_call(vm.ctx, vm.m.leaves.unmap, low, AS_LOW_BASE, PAGE_4K)  # changes after it
+    vm.m.as_destroy(vm.ctx, vm.m.as_create(vm.ctx))
+    vm.mem.write(POOL[0], saved_pool)  # a reset writes RAM back, then loads the state
+    vm.m.import_state(state)
+    assert vm.m.spaces[low].base == AS_LOW_BASE
+    assert _tables(vm, low).translate(AS_LOW_BASE).phys == 0x300000
+    vm.m.as_call(vm.ctx, vm.m.leaves.unmap, low, AS_LOW_BASE, PAGE_4K)  # EINVAL before the fix
+    assert _tables(vm, low).translate(AS_LOW_BASE) is None
+    assert list(vm.m.stats()) == [low]

@@ -243,3 +243,34 @@ def test_deadlines_of_2_to_the_64_do_not_kill_timers_or_block():
         "block-max-woken": 0,
     }, run.stdout + run.stderr
     assert run.returncode == 0, run
+
+
+def test_guest_that_garbles_its_page_table_pool_hurts_only_itself():
+    """Regression (issue 10, item 9): a CPL0 guest that clears CR0.WP and writes garbage
+    entries into its own page-table pool (claims on VMM pages, free donated frames, the
+    kernel image, addresses outside RAM, tables pyvmm never made) made pyvmm trust them:
+    a ``KeyError`` internal error, or arbitrary frames freed into the data-frame pool.
+    pyvmm reads its own copy of the tables: every call works, and the data frames handed
+    out afterwards are exactly the donated ones, each once."""
+    run = hostile("wp-tables", "--timeout", "60")
+    skip_if_unsupported(run)
+    assert_host_intact(run)
+    assert "garbled the tables of space" in run.stdout, run.stdout
+    assert steps(run) == {
+        "donate": 0,
+        "map": 0,
+        "lazy": 0,
+        "faulted-in": 3,
+        "unmap": 0,
+        "protect": 0,
+        "clone": 1,
+        "destroy-clone": 0,
+        "destroy": 0,
+        "donate-unmapped-page": 0,
+        "lazy-all": 0,
+        "frames-served": 65,
+        "then-enomem": -12,
+        "frames-outside-donations": 0,
+        "destroy-2": 0,
+    }, run.stdout
+    assert run.returncode == 0, run

@@ -243,9 +243,11 @@ def test_bad_snapshots_are_one_line_errors(tmp_path, good_snapshot):
     _rewrite_manifest(old_abi, lambda b: b.update(abi_version=(1 << 16) | 1))
     assert_one_line_error(pyvmm("restore", str(old_abi)), "ABI 1.1", "1.3")
 
-    new_format = _copy(good_snapshot, tmp_path / "v2")
-    _rewrite_manifest(new_format, lambda b: b.update(version=2))
-    assert_one_line_error(pyvmm("restore", str(new_format)), "format version 2")
+    from pyvmm.snapshot.format import VERSION
+
+    new_format = _copy(good_snapshot, tmp_path / "newer")
+    _rewrite_manifest(new_format, lambda b: b.update(version=VERSION + 1))
+    assert_one_line_error(pyvmm("restore", str(new_format)), f"format version {VERSION + 1}")
 
     bad_state = _copy(good_snapshot, tmp_path / "bad-state")
     _rewrite_manifest(bad_state, lambda b: b["vcpus"][0]["state"].update(regs="00"))

@@ -7,6 +7,7 @@
  * A case whose hypercalls this VMM lacks prints "hostile: unsupported (...)"
  * and exits 0: the test skips then, so it switches on when the feature lands. */
 #include "arch.h"
+#include "as.h"
 #include "chan.h"
 #include "events.h"
 #include "lib.h"
@@ -443,6 +444,96 @@ static int as_storm(void)
     return result();
 }
 
+/* A CPL0 guest that clears CR0.WP and garbles its own page-table pool, then uses the
+ * spaces whose tables it garbled: pyvmm must go by its own copy of the tables, so every
+ * call still works, and no frame the guest named in a garbage entry is ever freed,
+ * shared or handed out. */
+#define WP_FRAMES 64ul
+#define PTE_P 0x1ull
+#define PTE_RW 0x2ull
+#define PTE_US 0x4ull
+#define PTE_COW (1ull << 9)
+#define PTE_VMM (1ull << 11)
+#define PTE_ADDR 0x000ffffffffff000ull
+
+static uint64_t *table_of(uint64_t entry) { return (uint64_t *)(entry & PTE_ADDR); }
+
+static uint64_t space_root(long h)
+{
+    uint64_t cr3;
+    as_switch(h);
+    __asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
+    as_switch(0);
+    return cr3 & PTE_ADDR;
+}
+
+static int wp_tables(void)
+{
+    long h = as_create();
+    if (h == -PVM_ENOSYS)
+        return unsupported("AS_CREATE", h);
+    const unsigned rw = PVM_PROT_READ | PVM_PROT_WRITE | PVM_PROT_USER;
+    char *own = scratch(); /* a guest page: mapped, then garbage tables */
+    uint64_t donated = (uint64_t)own + (1ul << 20);
+    uint64_t va = PVM_AS_USER_BASE;
+    check("donate", as_donate(donated, WP_FRAMES * 4096), 0);
+    check("map", as_map(h, va, (uint64_t)own, 4096, rw), 0);
+    check("lazy", as_lazy(h, va + 4096, 8 * 4096, rw), 0);
+    long faults = 0;
+    for (int i = 1; i <= 3; i++)
+        faults += as_page_fault(h, va + 4096ul * i, PVM_PF_WRITE | PVM_PF_USER, 0) == 0;
+    check("faulted-in", faults, 3);
+
+    /* va is PML4 slot 1, PDPT 0, PD 0: find its page table through the identity map. */
+    uint64_t *pml4 = (uint64_t *)space_root(h);
+    uint64_t *pdpt = table_of(pml4[1]);
+    uint64_t *pd = table_of(pdpt[0]);
+    uint64_t *pt = table_of(pd[0]);
+    uint64_t *fake = (uint64_t *)(own + 4096); /* a "page table" in guest RAM, full of claims */
+    for (int i = 0; i < 512; i++)
+        fake[i] = (donated + 4096ul * (i % WP_FRAMES)) | PTE_P | PTE_VMM | PTE_COW;
+
+    uint64_t cr0;
+    __asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
+    __asm__ volatile("mov %0, %%cr0" ::"r"(cr0 & ~(1ull << 16)) : "memory"); /* CR0.WP off */
+    pt[0] = 0x5000 | PTE_P | PTE_VMM | PTE_COW;                          /* a VMM page as a shared frame */
+    pt[1] = (donated + 4096 * (WP_FRAMES - 1)) | PTE_P | PTE_VMM;        /* a free donated frame */
+    pt[9] = 0x200000 | PTE_P | PTE_RW | PTE_VMM | PTE_COW;               /* the kernel image */
+    pt[10] = (1ull << 40) | PTE_P | PTE_VMM;                             /* outside RAM */
+    pd[1] = (uint64_t)fake | PTE_P | PTE_RW | PTE_US;                    /* a table pyvmm never made */
+    pdpt[1] = ((uint64_t)own + 8192) | PTE_P | PTE_RW | PTE_US;
+    pml4[2] = (uint64_t)fake | PTE_P | PTE_RW | PTE_US;
+    __asm__ volatile("mov %0, %%cr0" ::"r"(cr0) : "memory");
+    kprintf("hostile: garbled the tables of space %ld\n", h);
+
+    check("unmap", as_unmap(h, va, 4ul << 30), 0);
+    check("protect", as_protect(h, va, 4ul << 30, PVM_PROT_READ), 0);
+    long c = as_clone(h);
+    check("clone", c > 0, 1);
+    check("destroy-clone", as_destroy(c), 0);
+    check("destroy", as_destroy(h), 0);
+    check("donate-unmapped-page", as_donate((uint64_t)own, 4096), 0);
+
+    /* Exactly the donated frames are left to hand out, each once. */
+    long h2 = as_create();
+    check("lazy-all", as_lazy(h2, va, (WP_FRAMES + 2) * 4096, rw), 0);
+    long served = 0;
+    for (unsigned long i = 0; i < WP_FRAMES + 1; i++)
+        served += as_page_fault(h2, va + 4096 * i, PVM_PF_WRITE | PVM_PF_USER, 0) == 0;
+    check("frames-served", served, WP_FRAMES + 1); /* the 64 and the one page donated after */
+    check("then-enomem", as_page_fault(h2, va + 4096 * (WP_FRAMES + 1), PVM_PF_WRITE | PVM_PF_USER, 0),
+          -PVM_ENOMEM);
+    uint64_t *pt2 = table_of(table_of(table_of(table_of(space_root(h2))[1])[0])[0]);
+    long outside = 0;
+    for (unsigned long i = 0; i < WP_FRAMES + 1; i++) {
+        uint64_t f = pt2[i] & PTE_ADDR;
+        outside += !(f == (uint64_t)own || (f >= donated && f < donated + WP_FRAMES * 4096));
+    }
+    check("frames-outside-donations", outside, 0);
+    check("destroy-2", as_destroy(h2), 0);
+    return result();
+}
+
 /* Write numbered 512-byte records to the first disk, flushing each, and say so on the
  * console after each flush; then crash (then=crash) or spin until killed (then=spin). */
 static int disk(void)
@@ -539,6 +630,8 @@ static int hostile_main(void)
         return huge_deadlines();
     if (IS("as-storm"))
         return as_storm();
+    if (IS("wp-tables"))
+        return wp_tables();
     if (IS("disk"))
         return disk();
     if (IS("print-crash"))

@@ -25,7 +25,7 @@ from pyvmm.paravirt.services import PauseKind
 from pyvmm.snapshot.vcpustate import VcpuState
 
 FORMAT = "pyvmm-snapshot"
-VERSION = 1
+VERSION = 2  # 2: address spaces keep their base and a bounded stats history
 MANIFEST = "manifest.json"
 MEMORY = "memory.bin"
 PAGE = 4096

@@ -60,6 +60,8 @@ def capture(machine, kinds: dict[int, PauseKind]) -> Manifest:
                 vcpustate.capture(vcpu.fd),
             )
         )
+    # First: it makes RAM's page-table pool equal to the VMM's copy again (writes pages).
+    address_spaces = machine.address_spaces.export_state()
     mem = machine.memory
     pages = mem.nonzero_pages(mem.resident_pages())
     return Manifest(
@@ -73,7 +75,7 @@ def capture(machine, kinds: dict[int, PauseKind]) -> Manifest:
         vcpus=records,
         channels=channel_records(machine.channels),
         events=machine.events.export_state(),
-        address_spaces=machine.address_spaces.export_state(),
+        address_spaces=address_spaces,
         memory_runs=page_runs(pages),
     )
 

@@ -41,7 +41,7 @@ _HUGE = int(Pte.HUGE)
 _TABLE = int(Pte.PRESENT | Pte.WRITABLE | Pte.USER)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)  # bounded: *count* is guest-chosen (a batch's, up to 4096)
 def _lanes(count: int) -> tuple[int, int]:
     """(1 in each of *count* 64-bit lanes, i*4096 in lane i), as big ints."""
     ones = int.from_bytes(struct.pack("<Q", 1) * count, "little")
@@ -112,6 +112,15 @@ class FramePool:
         if not self.start <= nxt <= self.end or any(not self.start <= f < nxt or f % PAGE_4K for f in free):
             raise ValueError("page-table pool state outside the pool")
         self._next, self._free = nxt, free
+
+    @property
+    def high_water(self) -> int:
+        """The end of the frames ever handed out: ``[start, high_water)`` holds every table."""
+        return self._next
+
+    @property
+    def free_frames(self) -> list[int]:
+        return list(self._free)
 
     @property
     def frames_in_use(self) -> int:

@@ -30,6 +30,7 @@ from pyvmm.paravirt.services import Services
 from pyvmm.paravirt.timers import VcpuTimers
 from pyvmm.vcpu import Vcpu, VcpuSet
 from pyvmm.x86.paging import FramePool, Pte, identity_map
+from pyvmm.x86.tablemem import TableMemory
 
 
 class FakeVcpuFd:
@@ -79,9 +80,11 @@ def build(tmp_dir: str, memory: int = 16 << 20, nr_vcpus: int = 2) -> ServicesVm
         vmm_owned_end=Layout.RESERVED_END,
         guest_shared=(Layout.SHARED_PAGE, Layout.SHARED_PAGE + Layout.PAGE_SIZE),
     )
-    pool = FramePool(mem, Layout.PAGE_TABLE_POOL, Layout.RESERVED_END)
+    pool = FramePool(
+        TableMemory(mem, Layout.PAGE_TABLE_POOL, Layout.RESERVED_END), Layout.PAGE_TABLE_POOL, Layout.RESERVED_END
+    )
     kernel = identity_map(
-        mem, pool, mem.size, low_flags=lambda g: Pte.PRESENT if g else 0, high_flags=Pte.PRESENT | Pte.WRITABLE
+        pool.mem, pool, mem.size, low_flags=lambda g: Pte.PRESENT if g else 0, high_flags=Pte.PRESENT | Pte.WRITABLE
     )
     channels = ChannelTable()
     null_out = os.open(os.devnull, os.O_WRONLY)
