@@ -98,7 +98,28 @@ def _unraisable(unraisable) -> None:
         _default_unraisablehook(unraisable)
         return
     _first = None
-    os.kill(os.getpid(), exc.signum)  # os.kill, not signal.raise_signal: that runs the handler here
+    _send_later(exc.signum)
+
+
+#: How long after a lost StopSignal it is sent again: the main thread is back in ordinary code by then.
+RESEND_DELAY_S = 0.005
+
+
+def _send_later(signum: int) -> None:
+    """Send *signum* to this process again, from another thread, a moment from now.
+
+    Not from here: ``os.kill`` of this process checks for signals before it returns (as
+    ``signal.raise_signal`` does), so the handler would run inside the hook and its
+    StopSignal would be lost a second time ("Exception ignored in sys.unraisablehook",
+    seen on a slow nested host). If it lands in such a callback again, this repeats."""
+    import threading  # here: stopsignals is imported before anything else, threads are rare
+
+    try:
+        timer = threading.Timer(RESEND_DELAY_S, os.kill, (os.getpid(), signum))
+        timer.daemon = True
+        timer.start()
+    except RuntimeError:  # no thread (a tiny RLIMIT_AS): the old way, at worst a printed traceback
+        os.kill(os.getpid(), signum)
 
 
 def install_early(exclude: Iterable[int] = ()) -> None:

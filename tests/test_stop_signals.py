@@ -170,3 +170,30 @@ def test_signals_during_a_cli_command_are_128_plus_n_too():
         _, err = proc.communicate(timeout=60)
         assert proc.returncode in (0, 143), (delay, proc.returncode, err)
         assert "Traceback" not in err, err
+
+
+def test_a_stop_signal_lost_in_a_callback_is_raised_again_outside_it():
+    """Regression (seen under nested SVM, where startup is slow): a StopSignal raised inside
+    a weakref callback reaches ``sys.unraisablehook``; the hook sent the signal again with
+    ``os.kill``, whose own signal check ran the handler inside the hook, so the second
+    StopSignal was lost too ("Exception ignored in sys.unraisablehook" and a traceback)."""
+    code = """
+import signal, sys, time, weakref
+from pyvmm import stopsignals
+stopsignals.install_early()
+class Thing: pass
+def callback(ref):
+    signal.raise_signal(signal.SIGUSR1)  # the handler raises here, where nothing can propagate
+thing = Thing()
+ref = weakref.ref(thing, callback)
+try:
+    del thing
+    print("callback returned", flush=True)
+    time.sleep(5)
+    print("not raised again")
+except stopsignals.StopSignal as e:
+    print("raised again:", e.signum)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert proc.stdout.splitlines() == ["callback returned", f"raised again: {int(signal.SIGUSR1)}"], proc
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
