@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import enum
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -97,6 +98,7 @@ class DebugControl:
         self._events: list[StopEvent] = []
         self._actions: dict[int, Action] = {}
         self._applied: dict[int, tuple[int, tuple[int, ...]]] = {}  # what each vCPU's KVM has now
+        self._debug_refused = False  # KVM_SET_GUEST_DEBUG failed once (said on stderr)
         self.finished: RunResult | None = None
         self.sw = SwBreakpoints()
         self.hw = HwSlots()
@@ -175,8 +177,16 @@ class DebugControl:
             return  # an ioctl saved, and a vCPU never debugged is never touched
         try:
             vcpu.fd.set_guest_debug(*state)
-        except KvmError:
-            return  # a backend without SET_GUEST_DEBUG: breakpoints then never fire, gdb still attaches
+        except KvmError as e:
+            # A backend without SET_GUEST_DEBUG: breakpoints then never fire, gdb still attaches.
+            # Said once, so that a breakpoint that never fires has a reason on the console.
+            if not self._debug_refused:
+                self._debug_refused = True
+                print(
+                    f"pyvmm: gdb: {e.strerror}: breakpoints and single-step cannot work on this backend",
+                    file=sys.stderr,
+                )
+            return
         self._applied[vcpu.id] = state
 
     def _debug_state(self, vcpu_id: int) -> tuple[int, tuple[int, ...]]:
