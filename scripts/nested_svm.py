@@ -41,6 +41,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nestedkit
+from nestedkit import DIR, EXEC, FILE, MARK, CheckError, Entry, fetch_kernel, newc_archive, run
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Modules the nested kernel needs, in insmod order (each after what it depends on):
@@ -67,15 +70,7 @@ MODULES = (
 # refuses. Everything else runs.
 NOT_INSIDE = ("tests/test_sdk.py::test_wheel_sdk_builds_a_guest_outside_the_tree",)
 
-# Lines the nested side prints for this script to read (everything else is the
-# nested kernel's and pytest's own output, passed through with --verbose).
-MARK = "NESTED:"
-
 PYTEST_RESULT = re.compile(r"^(tests/\S+::\S+?)(?:\s+|\s.*\s)(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
-
-
-class CheckError(Exception):
-    """The check could not be set up or run (not a test failure)."""
 
 
 @dataclass
@@ -95,84 +90,8 @@ class Outcome:
 # --- setup on this host ------------------------------------------------------------------
 
 
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
-    except FileNotFoundError as exc:
-        raise CheckError(f"{cmd[0]}: not found") from exc
-    except subprocess.CalledProcessError as exc:
-        tail = (exc.stderr or exc.stdout or "").strip().splitlines()[-1:]
-        raise CheckError(f"{' '.join(cmd)}: exit {exc.returncode}: {' '.join(tail)}") from exc
-
-
-def static_busybox() -> Path | None:
-    for candidate in ("/bin/busybox", "/usr/bin/busybox"):
-        path = Path(candidate)
-        if path.is_file():
-            out = subprocess.run(["file", "-L", str(path)], text=True, capture_output=True).stdout
-            # `file` may be missing: then trust busybox-static being installed.
-            if "statically linked" in out or (not out and _installed("busybox-static")):
-                return path
-    return None
-
-
-def _installed(package: str) -> bool:
-    probe = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], text=True, capture_output=True)
-    return "install ok installed" in probe.stdout
-
-
 def ensure_packages() -> None:
-    need = []
-    if shutil.which("qemu-system-x86_64") is None:
-        need.append("qemu-system-x86")
-    if static_busybox() is None:
-        need.append("busybox-static")
-    if need:
-        print(f"installing {' '.join(need)} ...", flush=True)
-        run(["apt-get", "update", "-qq"])
-        run(["apt-get", "install", "-y", "-qq", *need])
-    if static_busybox() is None:
-        raise CheckError("no statically linked busybox after installing busybox-static")
-
-
-def fetch_kernel(work: Path) -> tuple[Path, Path, str]:
-    """Download and unpack the kernel package; returns (vmlinuz, modules dir, version)."""
-    depends = run(["apt-cache", "depends", "linux-image-amd64"]).stdout
-    match = re.search(r"Depends: (linux-image-\S+)", depends)
-    if match is None:
-        raise CheckError("apt-cache: linux-image-amd64 names no kernel package")
-    package = match.group(1)
-    debs = work / "debs"
-    debs.mkdir(exist_ok=True)
-    if not list(debs.glob(f"{package}_*.deb")):
-        run(["apt-get", "download", package], cwd=debs)
-    deb = next(debs.glob(f"{package}_*.deb"))
-    kroot = work / "kroot"
-    if not kroot.exists():
-        run(["dpkg-deb", "-x", str(deb), str(kroot)])
-    version = package.removeprefix("linux-image-")
-    return kroot / "boot" / f"vmlinuz-{version}", kroot / "lib" / "modules" / version, version
-
-
-def newc_archive(entries: list[tuple[str, int, bytes]]) -> bytes:
-    """A cpio "newc" archive (the initramfs format) of (path, mode, data) entries."""
-    out = bytearray()
-
-    def put(name: str, mode: int, data: bytes, ino: int) -> None:
-        encoded = name.encode() + b"\0"
-        header = "070701" + "".join(f"{v:08x}" for v in (ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(encoded), 0))
-        out.extend(header.encode() + encoded)
-        out.extend(b"\0" * (-len(out) % 4))
-        out.extend(data)
-        out.extend(b"\0" * (-len(out) % 4))
-
-    for ino, (name, mode, data) in enumerate(entries, start=1):
-        put(name, mode, data, ino)
-    put("TRAILER!!!", 0, b"", 0)
-    return bytes(out)
-
-
-DIR, FILE, EXEC = 0o040755, 0o100644, 0o100755
+    nestedkit.ensure_packages({"qemu-system-x86": shutil.which("qemu-system-x86_64") is not None})
 
 
 def init_script(job: str) -> str:
@@ -256,28 +175,18 @@ def prebuild_caches(python: Path, cache: Path) -> None:
 
 
 def build_initramfs(work: Path, modules_dir: Path, cache: Path, job: str) -> Path:
-    busybox = static_busybox()
-    assert busybox is not None
-    entries: list[tuple[str, int, bytes]] = [
-        (d, DIR, b"") for d in ("bin", "proc", "sys", "dev", "host", "modules", "tmp", "cache")
-    ]
-    entries.append(("bin/busybox", EXEC, busybox.read_bytes()))
-    order = []
-    for module in MODULES:
-        ko = modules_dir / "kernel" / f"{module}.ko"
-        if not ko.is_file():
-            raise CheckError(f"kernel package has no {module}.ko")
-        name = module.rsplit("/", 1)[1]
-        entries.append((f"modules/{name}.ko", FILE, ko.read_bytes()))
-        order.append(name)
+    entries = [Entry(d, DIR) for d in ("bin", "proc", "sys", "dev", "host", "modules", "tmp", "cache")]
+    entries.append(nestedkit.busybox_entry())
+    modules, order = nestedkit.kernel_modules(modules_dir, MODULES)
+    entries += modules
     for path in sorted(cache.rglob("*")):
         name = "cache/" + str(path.relative_to(cache))
         if path.is_dir():
-            entries.append((name, DIR, b""))
+            entries.append(Entry(name, DIR))
         elif path.is_file():
-            entries.append((name, path.stat().st_mode & 0o777 | 0o100000, path.read_bytes()))
-    entries.append(("modules.order", FILE, "\n".join(order).encode() + b"\n"))
-    entries.append(("init", EXEC, init_script(job).encode()))
+            entries.append(Entry(name, path.stat().st_mode & 0o777 | 0o100000, path.read_bytes()))
+    entries.append(Entry("modules.order", FILE, order.encode()))
+    entries.append(Entry("init", EXEC, init_script(job).encode()))
     path = work / "initramfs.cpio"
     path.write_bytes(newc_archive(entries))
     return path
