@@ -68,6 +68,8 @@ MODULES = (
 # Tests that cannot run inside: they need the network or write into the checkout
 # (a wheel built and installed into a fresh venv), which the read-only 9p root
 # refuses. Everything else runs.
+TCG_THREADS = "multi"
+
 NOT_INSIDE = ("tests/test_sdk.py::test_wheel_sdk_builds_a_guest_outside_the_tree",)
 
 PYTEST_RESULT = re.compile(r"^(tests/\S+::\S+?)(?:\s+|\s.*\s)(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
@@ -85,6 +87,8 @@ class Outcome:
     wedged: list[str] = field(default_factory=list)  # files during which the nested kernel stopped
     run_output: dict[str, list[str]] = field(default_factory=dict)  # --run name -> its lines
     current: str | None = None  # the file or --run running now
+    current_since: float = 0.0  # host monotonic seconds when it started
+    lockups: int = 0  # the nested kernel's soft-lockup reports
 
 
 # --- setup on this host ------------------------------------------------------------------
@@ -195,11 +199,11 @@ def build_initramfs(work: Path, modules_dir: Path, cache: Path, job: str) -> Pat
 # --- the run -----------------------------------------------------------------------------
 
 
-def qemu_command(vmlinuz: Path, initramfs: Path, smp: int, memory: str) -> list[str]:
+def qemu_command(vmlinuz: Path, initramfs: Path, smp: int, memory: str, tcg_threads: str) -> list[str]:
     return [
         "qemu-system-x86_64",
         "-accel",
-        "tcg,thread=multi",
+        f"tcg,thread={tcg_threads}",
         "-cpu",
         "max",
         "-smp",
@@ -236,12 +240,15 @@ def parse_line(line: str, outcome: Outcome, started: float) -> None:
             name, what = words[1], words[2]
             if what == "start":
                 outcome.current = name
+                outcome.current_since = time.monotonic()
                 outcome.files[name] = None
                 outcome.file_seconds[name] = float(words[3])
             elif what == "exit" and len(words) >= 5:
                 outcome.files[name] = int(words[3])
                 outcome.file_seconds[name] = float(words[4]) - outcome.file_seconds.get(name, 0.0)
         return
+    if "soft lockup" in line:
+        outcome.lockups += 1
     if outcome.current is not None and outcome.current.startswith("run-"):
         outcome.run_output.setdefault(outcome.current, []).append(line)
         return
@@ -250,10 +257,13 @@ def parse_line(line: str, outcome: Outcome, started: float) -> None:
         outcome.tests[match.group(1)] = match.group(2)
 
 
-def run_nested(command: list[str], deadline: float, silence: float, verbose: bool, sink, outcome: Outcome) -> bool:
+def run_nested(
+    command: list[str], deadline: float, silence: float, per_file: float, verbose: bool, sink, outcome: Outcome
+) -> bool:
     """Run QEMU once, feeding its console into *outcome*, until it exits, *deadline*
-    (monotonic) passes, or it prints nothing for *silence* seconds. True if it wedged
-    (silent: the nested kernel no longer runs, see the module docstring)."""
+    (monotonic) passes, it prints nothing for *silence* seconds, or a file runs
+    *per_file* seconds past its own timeout. True if it wedged (the nested kernel no
+    longer runs its userspace, see the module docstring)."""
     started = time.monotonic()
     proc = subprocess.Popen(
         command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
@@ -266,6 +276,11 @@ def run_nested(command: list[str], deadline: float, silence: float, verbose: boo
         while proc.poll() is None:
             now = time.monotonic()
             if now - last_output[0] > silence:
+                wedged.set()
+            # A wedge that still prints (the nested kernel's soft-lockup reports) is not
+            # silent: inside, `timeout -s KILL` cannot end a process whose vCPU never
+            # leaves KVM_RUN, so a file well past its own timeout is a wedge too.
+            if outcome.current is not None and now - outcome.current_since > per_file:
                 wedged.set()
             if wedged.is_set() or now > deadline:
                 proc.kill()
@@ -307,7 +322,7 @@ def report(outcome: Outcome, files: list[str], elapsed: float) -> bool:
         seconds = outcome.file_seconds.get(name)
         took = f" ({seconds:.0f} s)" if isinstance(status, int) and seconds is not None else ""
         if name in outcome.wedged:
-            line(False, f"{name}: the nested kernel wedged (no console output for --silence seconds)")
+            line(False, f"{name}: the nested kernel wedged (silent for --silence, or past its timeout + --grace)")
         elif status is None:
             line(False, f"{name}: did not finish (the whole run timed out)")
         elif status == "missing":
@@ -326,6 +341,8 @@ def report(outcome: Outcome, files: list[str], elapsed: float) -> bool:
             print(f"PASS {test} {result.lower()}")
         else:
             line(False, f"{test} {result.lower()}")
+    if outcome.lockups:
+        print(f"INFO the nested kernel reported {outcome.lockups} soft lockup(s)")
     counts: dict[str, int] = {}
     for result in outcome.tests.values():
         counts[result] = counts.get(result, 0) + 1
@@ -350,7 +367,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--silence", type=int, default=300, help="seconds without console output that mean the nested kernel wedged"
     )
+    parser.add_argument(
+        "--grace", type=int, default=120, help="seconds past --timeout-per-file after which a file has wedged"
+    )
     parser.add_argument("--smp", type=int, default=2)
+    parser.add_argument("--tcg-threads", choices=("single", "multi"), default=TCG_THREADS, help="QEMU TCG's threads")
     parser.add_argument("--memory", default="4G")
     parser.add_argument("--workdir", type=Path, help="keep downloads and logs here (default: a temporary directory)")
     parser.add_argument("--verbose", action="store_true", help="pass the nested console through")
@@ -387,8 +408,9 @@ def main(argv: list[str] | None = None) -> int:
             while remaining and time.monotonic() < deadline:
                 job = job_script(ROOT, python, cache, remaining, args.keyword, args.timeout_per_file, runs)
                 initramfs = build_initramfs(work, modules_dir, cache, job)
-                command = qemu_command(vmlinuz, initramfs, args.smp, args.memory)
-                if not run_nested(command, deadline, args.silence, args.verbose, sink, outcome):
+                command = qemu_command(vmlinuz, initramfs, args.smp, args.memory, args.tcg_threads)
+                per_file = args.timeout_per_file + args.grace
+                if not run_nested(command, deadline, args.silence, per_file, args.verbose, sink, outcome):
                     break
                 stuck = next((f for f in remaining if f in outcome.files and outcome.files[f] is None), None)
                 if stuck is None:
