@@ -143,5 +143,5 @@ def test_init_runs_every_check_under_its_timeout(tmp_path):
     for check in vmx.CHECKS:
         assert f"NESTED: check {check.name} start" in init
     assert init.count("timeout -s KILL 300 ") == len(vmx.CHECKS)
-    assert "'test=irqwin mode=sti'" in init  # one argument, quoted
+    assert "'test=irqwin mode=sti rounds=5'" in init  # one argument, quoted
     assert init.rstrip().endswith("poweroff -f")
