@@ -33,6 +33,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -265,9 +266,24 @@ def run_nested(
     *per_file* seconds past its own timeout. True if it wedged (the nested kernel no
     longer runs its userspace, see the module docstring)."""
     started = time.monotonic()
+    # A session of its own: `timeout` (see nestedkit.bounded) makes QEMU part of its
+    # process group, and a kill of that group ends both.
     proc = subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
     )
+
+    def kill() -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
     last_output = [time.monotonic()]
     wedged = threading.Event()
 
@@ -283,7 +299,7 @@ def run_nested(
             if outcome.current is not None and now - outcome.current_since > per_file:
                 wedged.set()
             if wedged.is_set() or now > deadline:
-                proc.kill()
+                kill()
                 return
             time.sleep(1)
 
@@ -301,7 +317,7 @@ def run_nested(
                 print(line, flush=True)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            kill()
         proc.wait()
         guard.join()
     return wedged.is_set()
@@ -392,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="pyvmm-nested-")) if temporary else args.workdir
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    nestedkit.exit_on_sigterm()
     try:
         ensure_packages()
         vmlinuz, modules_dir, version = fetch_kernel(work)
@@ -409,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
                 job = job_script(ROOT, python, cache, remaining, args.keyword, args.timeout_per_file, runs)
                 initramfs = build_initramfs(work, modules_dir, cache, job)
                 command = qemu_command(vmlinuz, initramfs, args.smp, args.memory, args.tcg_threads)
+                command = nestedkit.bounded(command, deadline - time.monotonic() + 30)
                 per_file = args.timeout_per_file + args.grace
                 if not run_nested(command, deadline, args.silence, per_file, args.verbose, sink, outcome):
                     break

@@ -436,14 +436,20 @@ def report(outcome: Outcome, checks: list[Check], elapsed: float) -> bool:
     return ok
 
 
-def bochs_command(work: Path, iso: Path) -> list[str]:
+def bochs_command(work: Path, iso: Path, seconds: float) -> list[str]:
     bochsrc = work / "bochsrc"
     bochsrc.write_text(BOCHSRC.format(iso=iso, serial=work / "serial.log", log=work / "bochs.log"))
     # Debian's build has the debugger on and stops in it at start: -rc feeds it `c`.
     (work / "bochs.rc").write_text("c\n")
-    inner = f"bochs -q -f {shlex.quote(str(bochsrc))} -rc {shlex.quote(str(work / 'bochs.rc'))}"
-    # script(1) gives Bochs's term display the tty it insists on.
+    bochs = nestedkit.bounded(["bochs", "-q", "-f", str(bochsrc), "-rc", str(work / "bochs.rc")], seconds)
+    # script(1) gives Bochs's term display the tty it insists on, in a session of its own
+    # that a kill of script's process group misses: the shell records its pid, which
+    # `timeout` (exec'd in its place) makes the process group of itself and Bochs.
+    inner = f"echo $$ > {shlex.quote(str(work / PIDFILE))}; exec " + " ".join(shlex.quote(w) for w in bochs)
     return ["script", "-q", "-e", "-c", inner, "/dev/null"]
+
+
+PIDFILE = "bochs.pgid"
 
 
 @dataclass(frozen=True)
@@ -457,6 +463,7 @@ def run_bochs(command: list[str], work: Path, outcome: Outcome, limits: Limits, 
     """Run Bochs until the nested side is done, or a limit passes; Bochs is killed on every way out."""
     serial = work / "serial.log"
     serial.write_bytes(b"")
+    (work / PIDFILE).unlink(missing_ok=True)
     started = time.monotonic()
     with (work / "bochs-term.log").open("wb") as term:
         proc = subprocess.Popen(command, cwd=work, stdin=subprocess.DEVNULL, stdout=term, stderr=subprocess.STDOUT,
@@ -494,14 +501,20 @@ def run_bochs(command: list[str], work: Path, outcome: Outcome, limits: Limits, 
                 if not chunk:
                     time.sleep(0.5)
     finally:
-        stop(proc)
+        stop(proc, work / PIDFILE)
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
+def stop(proc: subprocess.Popen, pidfile: Path) -> None:
+    """Kill Bochs's process group and script's."""
+    groups = [proc.pid]
+    try:
+        groups.insert(0, int(pidfile.read_text()))
+    except (OSError, ValueError):
+        pass  # script never started the shell
+    for group in groups:
         try:
-            os.killpg(proc.pid, signal.SIGKILL)  # script and Bochs both: its own session
-        except ProcessLookupError:
+            os.killpg(group, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
             pass
     proc.wait()
 
@@ -558,6 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     outcome = Outcome()
+    nestedkit.exit_on_sigterm()
     try:
         ensure_packages()
         vmlinuz, modules_dir, version = nestedkit.fetch_kernel(work)
@@ -573,7 +587,8 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         limits = Limits(started + args.timeout, args.boot_timeout, args.timeout_per_check)
-        run_bochs(bochs_command(work, iso), work, outcome, limits, args.verbose)
+        command = bochs_command(work, iso, limits.deadline - time.monotonic() + 30)
+        run_bochs(command, work, outcome, limits, args.verbose)
     except (CheckError, subprocess.TimeoutExpired) as exc:
         print(f"FAIL nested VMX: {exc}")
         return 1

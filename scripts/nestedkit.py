@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,3 +138,14 @@ def busybox_entry() -> Entry:
 
 def have(command: str) -> bool:
     return shutil.which(command) is not None
+
+
+def bounded(command: list[str], seconds: float) -> list[str]:
+    """*command* under ``timeout -s KILL``: the emulator ends by then even if this script is
+    killed outright (SIGKILL runs no cleanup) and leaves it behind."""
+    return ["timeout", "-s", "KILL", str(max(1, int(seconds))), *command]
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so the ``finally`` that kills the emulator runs."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
