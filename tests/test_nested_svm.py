@@ -53,6 +53,7 @@ def test_console_lines_become_outcomes():
         "NESTED: file tests/test_x.py exit 1 16.5",
         "NESTED: file run-1 start 17.0",
         "irqwin: median=5",
+        "[  200.1] watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [python:123]",
         "NESTED: file run-1 exit 0 18.0",
     ):
         nested.parse_line(line, out, 0.0)
@@ -60,7 +61,11 @@ def test_console_lines_become_outcomes():
     assert out.files == {"tests/test_x.py": 1, "run-1": 0}
     assert out.file_seconds["tests/test_x.py"] == pytest.approx(10.5)
     assert out.tests == {"tests/test_x.py::test_one": "PASSED", "tests/test_x.py::test_two[a-b]": "FAILED"}
-    assert out.run_output == {"run-1": ["irqwin: median=5"]}
+    assert out.run_output["run-1"][0] == "irqwin: median=5"
+    # A wedge that still prints: counted, and the file's start is on the host clock, which
+    # the watchdog holds against --timeout-per-file + --grace.
+    assert out.lockups == 1
+    assert out.current_since > 0
 
 
 def test_report_fails_on_a_failed_test_and_a_wedge(capsys):

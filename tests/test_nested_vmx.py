@@ -113,7 +113,7 @@ def test_verdicts():
     crash = vmx.BY_NAME["crash"]
     run = vmx.CheckRun(
         exit_code=125,
-        output=["pyvmm: guest crashed on vCPU 0: triple fault (KVM_EXIT_SHUTDOWN)", "  code at rip (gpa 0x1): 0f 0b 31"],
+        output=["pyvmm: guest crashed on vCPU 0: triple fault (KVM_EXIT_SHUTDOWN)", "code at rip (gpa 0x1): 0f 0b 31"],
         seconds=3.0,
     )
     assert vmx.verdict(crash, run)[0]
