@@ -4,8 +4,9 @@
 This host's ``/dev/kvm`` is PVM, and QEMU's software emulation has no VMX. Bochs 2.7
 (Debian's ``bochs``) emulates VMX with EPT, VPID and unrestricted guest and makes the
 SDM's VM-entry checks, so Debian's kernel booted in it loads ``kvm_intel`` and
-``pyvmm run`` works there, at ~100 emulated MIPS on one core: a smoke check
-(a few ``pyvmm run``s), not the test suite.
+``pyvmm run`` works there, on one emulated core that runs a few MIPS of wall time
+(a short ``pyvmm run`` takes ~9 s, the nested clock runs 20-35x slower than the
+wall clock): a smoke check (a few ``pyvmm run``s, ~5.5 min), not the test suite.
 
 Bochs has no 9p and no direct kernel boot, so the nested side is an isolinux ISO
 holding Debian's kernel (downloaded and unpacked, never installed here) and an
@@ -23,7 +24,8 @@ Bochs), and Bochs is killed on every way out.
 Prints one ``PASS``/``FAIL`` line per check and a summary line; exits 0 only if
 everything passed, 1 otherwise, 2 on a usage error.
 
-Usage: scripts/nested_vmx.py [--checks boot pingpong ...] [--timeout 1500] [--workdir DIR]
+Usage: scripts/nested_vmx.py [--checks boot pingpong ...] [--run 'run --stats ...']
+                             [--timeout 1500] [--workdir DIR] [--verbose]
 """
 
 from __future__ import annotations
