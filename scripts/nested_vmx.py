@@ -527,8 +527,7 @@ def ensure_packages() -> None:
             "bochs": nestedkit.have("bochs"),
             "bochsbios": Path("/usr/share/bochs/BIOS-bochs-latest").is_file(),
             "vgabios": Path("/usr/share/vgabios/vgabios.bin").is_file(),
-            "bochs-term": Path("/usr/lib/x86_64-linux-gnu/bochs/plugins/libbx_term.so").is_file()
-            or nestedkit.installed("bochs-term"),
+            "bochs-term": nestedkit.installed("bochs-term"),
             "isolinux": ISOLINUX_BIN.is_file(),
             "syslinux-common": LDLINUX_C32.is_file(),
             "genisoimage": nestedkit.have("genisoimage"),
