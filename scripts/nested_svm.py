@@ -14,11 +14,14 @@ directory, never installed on this host. Everything it writes is under a
 temporary directory (``--workdir`` to keep it); QEMU sees this host's root
 read-only and a tmpfs of its own for ``/tmp``.
 
-A wedge is bounded too: a guest spinning in a ``pause`` loop (``test=spin`` under
-``--timeout``) has, in some runs, left QEMU's emulation spinning with no console
-output at all (not even the nested kernel's soft-lockup messages). When the console
-is silent for ``--silence`` seconds, QEMU is killed, that file is reported as
-wedged, and the files after it run in a fresh boot.
+A wedge is bounded too. The nested kernel has, in some runs, stopped running its
+userspace: once silent (QEMU spinning, no console output at all), once with both of
+its CPUs printing soft-lockup reports while a ``pause``-loop guest spun. When the
+console is silent for ``--silence`` seconds, or a file runs ``--grace`` seconds past
+its own ``--timeout-per-file`` (the ``timeout -s KILL`` inside cannot end a process
+whose vCPU never leaves ``KVM_RUN``), QEMU is killed, that file is reported as
+wedged, and the files after it run in a fresh boot. QEMU itself runs under
+``timeout -s KILL`` too, so it ends even if this script is killed outright.
 
 Prints one ``PASS``/``FAIL`` line per check (the boot, each test file, each test)
 and a summary line; exits 0 only if everything passed.
@@ -33,6 +36,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -40,6 +44,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import nestedkit
+from nestedkit import DIR, EXEC, FILE, MARK, CheckError, Entry, fetch_kernel, newc_archive, run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,20 +69,16 @@ MODULES = (
     "fs/9p/9p",
 )
 
+# TCG's threading: `single` and `multi` both ran 30 of 30 `test=spin --timeout 0.3` kicks
+# without a wedge (docs/backends.md), so the faster one stays; --tcg-threads picks.
+TCG_THREADS = "multi"
+
 # Tests that cannot run inside: they need the network or write into the checkout
 # (a wheel built and installed into a fresh venv), which the read-only 9p root
 # refuses. Everything else runs.
 NOT_INSIDE = ("tests/test_sdk.py::test_wheel_sdk_builds_a_guest_outside_the_tree",)
 
-# Lines the nested side prints for this script to read (everything else is the
-# nested kernel's and pytest's own output, passed through with --verbose).
-MARK = "NESTED:"
-
 PYTEST_RESULT = re.compile(r"^(tests/\S+::\S+?)(?:\s+|\s.*\s)(PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b")
-
-
-class CheckError(Exception):
-    """The check could not be set up or run (not a test failure)."""
 
 
 @dataclass
@@ -90,89 +93,15 @@ class Outcome:
     wedged: list[str] = field(default_factory=list)  # files during which the nested kernel stopped
     run_output: dict[str, list[str]] = field(default_factory=dict)  # --run name -> its lines
     current: str | None = None  # the file or --run running now
+    current_since: float = 0.0  # host monotonic seconds when it started
+    lockups: int = 0  # the nested kernel's soft-lockup reports
 
 
 # --- setup on this host ------------------------------------------------------------------
 
 
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(cmd, check=True, text=True, capture_output=True, **kw)
-    except FileNotFoundError as exc:
-        raise CheckError(f"{cmd[0]}: not found") from exc
-    except subprocess.CalledProcessError as exc:
-        tail = (exc.stderr or exc.stdout or "").strip().splitlines()[-1:]
-        raise CheckError(f"{' '.join(cmd)}: exit {exc.returncode}: {' '.join(tail)}") from exc
-
-
-def static_busybox() -> Path | None:
-    for candidate in ("/bin/busybox", "/usr/bin/busybox"):
-        path = Path(candidate)
-        if path.is_file():
-            out = subprocess.run(["file", "-L", str(path)], text=True, capture_output=True).stdout
-            # `file` may be missing: then trust busybox-static being installed.
-            if "statically linked" in out or (not out and _installed("busybox-static")):
-                return path
-    return None
-
-
-def _installed(package: str) -> bool:
-    probe = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], text=True, capture_output=True)
-    return "install ok installed" in probe.stdout
-
-
 def ensure_packages() -> None:
-    need = []
-    if shutil.which("qemu-system-x86_64") is None:
-        need.append("qemu-system-x86")
-    if static_busybox() is None:
-        need.append("busybox-static")
-    if need:
-        print(f"installing {' '.join(need)} ...", flush=True)
-        run(["apt-get", "update", "-qq"])
-        run(["apt-get", "install", "-y", "-qq", *need])
-    if static_busybox() is None:
-        raise CheckError("no statically linked busybox after installing busybox-static")
-
-
-def fetch_kernel(work: Path) -> tuple[Path, Path, str]:
-    """Download and unpack the kernel package; returns (vmlinuz, modules dir, version)."""
-    depends = run(["apt-cache", "depends", "linux-image-amd64"]).stdout
-    match = re.search(r"Depends: (linux-image-\S+)", depends)
-    if match is None:
-        raise CheckError("apt-cache: linux-image-amd64 names no kernel package")
-    package = match.group(1)
-    debs = work / "debs"
-    debs.mkdir(exist_ok=True)
-    if not list(debs.glob(f"{package}_*.deb")):
-        run(["apt-get", "download", package], cwd=debs)
-    deb = next(debs.glob(f"{package}_*.deb"))
-    kroot = work / "kroot"
-    if not kroot.exists():
-        run(["dpkg-deb", "-x", str(deb), str(kroot)])
-    version = package.removeprefix("linux-image-")
-    return kroot / "boot" / f"vmlinuz-{version}", kroot / "lib" / "modules" / version, version
-
-
-def newc_archive(entries: list[tuple[str, int, bytes]]) -> bytes:
-    """A cpio "newc" archive (the initramfs format) of (path, mode, data) entries."""
-    out = bytearray()
-
-    def put(name: str, mode: int, data: bytes, ino: int) -> None:
-        encoded = name.encode() + b"\0"
-        header = "070701" + "".join(f"{v:08x}" for v in (ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(encoded), 0))
-        out.extend(header.encode() + encoded)
-        out.extend(b"\0" * (-len(out) % 4))
-        out.extend(data)
-        out.extend(b"\0" * (-len(out) % 4))
-
-    for ino, (name, mode, data) in enumerate(entries, start=1):
-        put(name, mode, data, ino)
-    put("TRAILER!!!", 0, b"", 0)
-    return bytes(out)
-
-
-DIR, FILE, EXEC = 0o040755, 0o100644, 0o100755
+    nestedkit.ensure_packages({"qemu-system-x86": shutil.which("qemu-system-x86_64") is not None})
 
 
 def init_script(job: str) -> str:
@@ -256,28 +185,18 @@ def prebuild_caches(python: Path, cache: Path) -> None:
 
 
 def build_initramfs(work: Path, modules_dir: Path, cache: Path, job: str) -> Path:
-    busybox = static_busybox()
-    assert busybox is not None
-    entries: list[tuple[str, int, bytes]] = [
-        (d, DIR, b"") for d in ("bin", "proc", "sys", "dev", "host", "modules", "tmp", "cache")
-    ]
-    entries.append(("bin/busybox", EXEC, busybox.read_bytes()))
-    order = []
-    for module in MODULES:
-        ko = modules_dir / "kernel" / f"{module}.ko"
-        if not ko.is_file():
-            raise CheckError(f"kernel package has no {module}.ko")
-        name = module.rsplit("/", 1)[1]
-        entries.append((f"modules/{name}.ko", FILE, ko.read_bytes()))
-        order.append(name)
+    entries = [Entry(d, DIR) for d in ("bin", "proc", "sys", "dev", "host", "modules", "tmp", "cache")]
+    entries.append(nestedkit.busybox_entry())
+    modules, order = nestedkit.kernel_modules(modules_dir, MODULES)
+    entries += modules
     for path in sorted(cache.rglob("*")):
         name = "cache/" + str(path.relative_to(cache))
         if path.is_dir():
-            entries.append((name, DIR, b""))
+            entries.append(Entry(name, DIR))
         elif path.is_file():
-            entries.append((name, path.stat().st_mode & 0o777 | 0o100000, path.read_bytes()))
-    entries.append(("modules.order", FILE, "\n".join(order).encode() + b"\n"))
-    entries.append(("init", EXEC, init_script(job).encode()))
+            entries.append(Entry(name, path.stat().st_mode & 0o777 | 0o100000, path.read_bytes()))
+    entries.append(Entry("modules.order", FILE, order.encode()))
+    entries.append(Entry("init", EXEC, init_script(job).encode()))
     path = work / "initramfs.cpio"
     path.write_bytes(newc_archive(entries))
     return path
@@ -286,11 +205,11 @@ def build_initramfs(work: Path, modules_dir: Path, cache: Path, job: str) -> Pat
 # --- the run -----------------------------------------------------------------------------
 
 
-def qemu_command(vmlinuz: Path, initramfs: Path, smp: int, memory: str) -> list[str]:
+def qemu_command(vmlinuz: Path, initramfs: Path, smp: int, memory: str, tcg_threads: str) -> list[str]:
     return [
         "qemu-system-x86_64",
         "-accel",
-        "tcg,thread=multi",
+        f"tcg,thread={tcg_threads}",
         "-cpu",
         "max",
         "-smp",
@@ -327,12 +246,15 @@ def parse_line(line: str, outcome: Outcome, started: float) -> None:
             name, what = words[1], words[2]
             if what == "start":
                 outcome.current = name
+                outcome.current_since = time.monotonic()
                 outcome.files[name] = None
                 outcome.file_seconds[name] = float(words[3])
             elif what == "exit" and len(words) >= 5:
                 outcome.files[name] = int(words[3])
                 outcome.file_seconds[name] = float(words[4]) - outcome.file_seconds.get(name, 0.0)
         return
+    if "soft lockup" in line:
+        outcome.lockups += 1
     if outcome.current is not None and outcome.current.startswith("run-"):
         outcome.run_output.setdefault(outcome.current, []).append(line)
         return
@@ -341,14 +263,32 @@ def parse_line(line: str, outcome: Outcome, started: float) -> None:
         outcome.tests[match.group(1)] = match.group(2)
 
 
-def run_nested(command: list[str], deadline: float, silence: float, verbose: bool, sink, outcome: Outcome) -> bool:
+def run_nested(
+    command: list[str], deadline: float, silence: float, per_file: float, verbose: bool, sink, outcome: Outcome
+) -> bool:
     """Run QEMU once, feeding its console into *outcome*, until it exits, *deadline*
-    (monotonic) passes, or it prints nothing for *silence* seconds. True if it wedged
-    (silent: the nested kernel no longer runs, see the module docstring)."""
+    (monotonic) passes, it prints nothing for *silence* seconds, or a file runs
+    *per_file* seconds past its own timeout. True if it wedged (the nested kernel no
+    longer runs its userspace, see the module docstring)."""
     started = time.monotonic()
+    # A session of its own: `timeout` (see nestedkit.bounded) makes QEMU part of its
+    # process group, and a kill of that group ends both.
     proc = subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
     )
+
+    def kill() -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
     last_output = [time.monotonic()]
     wedged = threading.Event()
 
@@ -358,8 +298,13 @@ def run_nested(command: list[str], deadline: float, silence: float, verbose: boo
             now = time.monotonic()
             if now - last_output[0] > silence:
                 wedged.set()
+            # A wedge that still prints (the nested kernel's soft-lockup reports) is not
+            # silent: inside, `timeout -s KILL` cannot end a process whose vCPU never
+            # leaves KVM_RUN, so a file well past its own timeout is a wedge too.
+            if outcome.current is not None and now - outcome.current_since > per_file:
+                wedged.set()
             if wedged.is_set() or now > deadline:
-                proc.kill()
+                kill()
                 return
             time.sleep(1)
 
@@ -377,7 +322,7 @@ def run_nested(command: list[str], deadline: float, silence: float, verbose: boo
                 print(line, flush=True)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            kill()
         proc.wait()
         guard.join()
     return wedged.is_set()
@@ -398,7 +343,7 @@ def report(outcome: Outcome, files: list[str], elapsed: float) -> bool:
         seconds = outcome.file_seconds.get(name)
         took = f" ({seconds:.0f} s)" if isinstance(status, int) and seconds is not None else ""
         if name in outcome.wedged:
-            line(False, f"{name}: the nested kernel wedged (no console output for --silence seconds)")
+            line(False, f"{name}: the nested kernel wedged (silent for --silence, or past its timeout + --grace)")
         elif status is None:
             line(False, f"{name}: did not finish (the whole run timed out)")
         elif status == "missing":
@@ -417,6 +362,8 @@ def report(outcome: Outcome, files: list[str], elapsed: float) -> bool:
             print(f"PASS {test} {result.lower()}")
         else:
             line(False, f"{test} {result.lower()}")
+    if outcome.lockups:
+        print(f"INFO the nested kernel reported {outcome.lockups} soft lockup(s)")
     counts: dict[str, int] = {}
     for result in outcome.tests.values():
         counts[result] = counts.get(result, 0) + 1
@@ -441,7 +388,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--silence", type=int, default=300, help="seconds without console output that mean the nested kernel wedged"
     )
+    parser.add_argument(
+        "--grace", type=int, default=120, help="seconds past --timeout-per-file after which a file has wedged"
+    )
     parser.add_argument("--smp", type=int, default=2)
+    parser.add_argument("--tcg-threads", choices=("single", "multi"), default=TCG_THREADS, help="QEMU TCG's threads")
     parser.add_argument("--memory", default="4G")
     parser.add_argument("--workdir", type=Path, help="keep downloads and logs here (default: a temporary directory)")
     parser.add_argument("--verbose", action="store_true", help="pass the nested console through")
@@ -462,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="pyvmm-nested-")) if temporary else args.workdir
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    nestedkit.exit_on_sigterm()
     try:
         ensure_packages()
         vmlinuz, modules_dir, version = fetch_kernel(work)
@@ -478,8 +430,10 @@ def main(argv: list[str] | None = None) -> int:
             while remaining and time.monotonic() < deadline:
                 job = job_script(ROOT, python, cache, remaining, args.keyword, args.timeout_per_file, runs)
                 initramfs = build_initramfs(work, modules_dir, cache, job)
-                command = qemu_command(vmlinuz, initramfs, args.smp, args.memory)
-                if not run_nested(command, deadline, args.silence, args.verbose, sink, outcome):
+                command = qemu_command(vmlinuz, initramfs, args.smp, args.memory, args.tcg_threads)
+                command = nestedkit.bounded(command, deadline - time.monotonic() + 30)
+                per_file = args.timeout_per_file + args.grace
+                if not run_nested(command, deadline, args.silence, per_file, args.verbose, sink, outcome):
                     break
                 stuck = next((f for f in remaining if f in outcome.files and outcome.files[f] is None), None)
                 if stuck is None:
