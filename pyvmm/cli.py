@@ -69,7 +69,6 @@ def run(
     no_seccomp: Annotated[bool, _option("no_seccomp")] = False,
     snapshot_dir: Annotated[Optional[str], _option("snapshot_dir")] = None,  # noqa: UP045
     snapshot_on: Annotated[Optional[str], _option("snapshot_on")] = None,  # noqa: UP045
-    hw_api: Annotated[bool, _option("hw_api")] = False,
 ) -> None:
     """Boot a guest, stream its console, and exit with its exit code."""
     from pyvmm.runner import run_guest
@@ -93,7 +92,6 @@ def run(
         no_seccomp=no_seccomp,
         snapshot_dir=snapshot_dir,
         snapshot_on=snapshot_on,
-        hw_api=hw_api,
     )
     raise typer.Exit(run_guest(opts))
 
@@ -230,12 +228,6 @@ def bench(
         typer.Option("--reps", help="Repetitions per class.", metavar="N", parser=_strict(ascii_int)),
     ] = None,
     list_classes: Annotated[bool, typer.Option("--list", help="List the benchmark classes and exit.")] = False,
-    hw_api: Annotated[
-        bool,
-        typer.Option(
-            "--hw-api", help="Compare the hypercall ABI with the hardware API (x2APIC, UART), workload by workload."
-        ),
-    ] = False,
 ) -> None:
     """Hypercall latency per class, with same-run baselines (C exit loop, in-kernel exit, syscall)."""
     from pyvmm.bench.cli import bench_main
@@ -250,7 +242,6 @@ def bench(
             warmup=warmup,
             reps=reps,
             list_classes=list_classes,
-            hw_api=hw_api,
         )
     )
 

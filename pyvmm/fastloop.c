@@ -16,15 +16,13 @@ typedef uint64_t (*dispatch_fn)(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t 
 /* Returns 0: an exit other than a hypercall is in `run`; 1: the callback set
  * *stop; -errno: KVM_RUN failed (-EINTR after a kick). Each hypercall's
  * registers are copied to *last first: a backend that resets the vCPU at a
- * triple fault (SVM) leaves them as the last state known (pyvmm/crash.py).
- * *exits counts the exits that reached userspace (pyvmm bench's exits per op). */
+ * triple fault (SVM) leaves them as the last state known (pyvmm/crash.py). */
 long pyvmm_run_loop(int vcpu_fd, struct kvm_run *run, unsigned port, dispatch_fn dispatch, volatile int *stop,
-                    struct kvm_regs *last, uint64_t *exits)
+                    struct kvm_regs *last)
 {
     for (;;) {
         if (ioctl(vcpu_fd, KVM_RUN, 0) < 0)
             return -errno;
-        ++*exits;
         if (!pyvmm_is_hypercall(run, port))
             return 0;
         struct kvm_regs *r = &run->s.regs.regs;

@@ -45,7 +45,6 @@ def library() -> ctypes.CDLL | None:
         DISPATCH_FN,
         ctypes.POINTER(ctypes.c_int),
         ctypes.c_void_p,
-        ctypes.c_void_p,
     )
     fn.restype = ctypes.c_long
     return lib

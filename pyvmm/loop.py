@@ -26,7 +26,6 @@ from pyvmm.kvm._libc import get_errno, ioctl_int, set_timer_slack
 from pyvmm.kvm.constants import ExitReason, Ioctl
 from pyvmm.kvm.errors import KvmError
 from pyvmm.kvm.exits import finish_hypercall, is_hypercall
-from pyvmm.kvm.structs import KvmMpState
 from pyvmm.outcome import CONTINUE, STOPPED, Outcome, OutcomeKind
 from pyvmm.paravirt.abi import HYPERCALL_PORT
 from pyvmm.paravirt.calls.sched import wait_for_event
@@ -47,7 +46,6 @@ _EXIT_SHUTDOWN = int(ExitReason.SHUTDOWN)
 _EXIT_DEBUG = int(ExitReason.DEBUG)
 _EXIT_INTERNAL_ERROR = int(ExitReason.INTERNAL_ERROR)
 _RUN = int(Ioctl.RUN)
-MP_STATE_RUNNABLE = 0  # KVM_MP_STATE_RUNNABLE
 
 #: ``dispatch(vcpu, nr, a0, a1, a2, a3, a4) -> u64``: :meth:`pyvmm.paravirt.dispatcher.Dispatcher.dispatch`.
 Dispatch = Callable[..., int]
@@ -72,10 +70,6 @@ class LoopEnv:
     on_exit: Callable[[int, int], None] | None = None
     #: ``pyvmm run --gdb`` (:mod:`pyvmm.debughook`): asked at thread start and on debug exits only.
     debugger: VcpuDebugger | None = None
-    #: ``port_io(port, is_write, data, size) -> bytes | None``: a port-I/O exit that is not a
-    #: hypercall, served by an emulated device (``--hw-api``'s UART): the bytes an ``in``
-    #: reads (``b""`` for an ``out``), or None when no device has that port (a crash).
-    port_io: Callable[[int, bool, bytes, int], bytes | None] | None = None
 
 
 #: A loop: ``loop(vcpu, env) -> Outcome``; raises ``KvmError`` (and lets a VMM bug through).
@@ -91,9 +85,6 @@ def start(vcpu: Vcpu, env: LoopEnv, loop: Loop | None) -> Outcome:
     if vcpu.start_regs is not None:
         entry, stack, arg = vcpu.start_regs
         vcpu.fd.set_regs(boot_regs(entry=entry, stack=stack, arg=arg))
-        # With an in-kernel local APIC (--hw-api) a secondary starts waiting for INIT/SIPI;
-        # VCPU_UP is pyvmm's SIPI. Without one, KVM's vCPUs are always runnable already.
-        vcpu.fd.set_mp_state(KvmMpState(MP_STATE_RUNNABLE))
     if env.debugger is not None and not env.debugger.vcpu_starting(vcpu):
         return STOPPED
     return (loop or run_loop)(vcpu, env)
@@ -150,13 +141,12 @@ def native_loop(vcpu: Vcpu, env: LoopEnv, lib) -> Outcome:
     fd = vcpu.fd.fd
     run_addr = ctypes.addressof(run)
     last_addr = ctypes.addressof(vcpu.last_regs)
-    exits_addr = ctypes.addressof(vcpu.exits)
     if vcpu.id == 0:
         env.on_first_run(time.monotonic_ns())
     while True:
         if entering():
             deliver(vcpu)
-        rc = loop(fd, run_addr, HYPERCALL_PORT, callback, stop, last_addr, exits_addr)
+        rc = loop(fd, run_addr, HYPERCALL_PORT, callback, stop, last_addr)
         left_guest()
         if raised:
             return unwind(raised)
@@ -196,7 +186,6 @@ def python_loop(
     left_guest = vcpu.left_guest
     memmove = ctypes.memmove
     last_addr = ctypes.addressof(vcpu.last_regs)
-    exits = vcpu.exits
     regs_addr = ctypes.addressof(regs)
     regs_size = ctypes.sizeof(regs)
     seen_first = vcpu.id != 0
@@ -211,7 +200,6 @@ def python_loop(
             if interrupted(vcpu, vcpus, last_errno()):
                 return STOPPED
             continue
-        exits.value += 1
         if is_hypercall(run):
             if not seen_first:
                 env.on_first_hypercall(time.monotonic_ns())
@@ -287,13 +275,6 @@ def handle_slow_exit(vcpu: Vcpu, env: LoopEnv) -> Outcome:
             return outcome
     info = vcpu.fd.exit_info()
     if reason == ExitReason.IO:
-        if env.port_io is not None and info.port != HYPERCALL_PORT:
-            length = info.size * info.count
-            reply = env.port_io(info.port, info.is_write, info.data if info.is_write else bytes(length), info.size)
-            if reply is not None:
-                if not info.is_write:
-                    vcpu.fd.set_io_in_data(reply)
-                return CONTINUE
         if info.port == HYPERCALL_PORT:
             return Outcome.crash(
                 f"bad hypercall access ({info.describe()}): hypercalls are 'outl %eax, ${HYPERCALL_PORT:#x}'"

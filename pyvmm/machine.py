@@ -28,9 +28,7 @@ from pyvmm.devices.base import Channel as ChannelBase
 from pyvmm.devices.base import ChannelTable, DeviceError
 from pyvmm.devices.console import Console
 from pyvmm.devices.spec import StreamSpec
-from pyvmm.devices.uart import Uart16550
 from pyvmm.kvm import Cap, Kvm, KvmError, VcpuFd
-from pyvmm.kvm.constants import X2APIC_API_DISABLE_BROADCAST_QUIRK, X2APIC_API_USE_32BIT_IDS
 from pyvmm.kvm.shadow import ShadowMmu, shadow_paging_in_use
 from pyvmm.loader import LoadedElf, read_elf
 from pyvmm.loop import LoopEnv
@@ -98,14 +96,6 @@ class MachineConfig:
     restore: Restorable | None = None
     #: Where snapshots go (``--snapshot-dir``, ``VM.snapshot``); None: SNAPSHOT is -ENOSYS.
     snapshot_dir: SnapshotDir | None = None
-    #: The hardware-API mode (``--hw-api``, docs/hwapi.md): KVM's in-kernel local APIC
-    #: (split irqchip: no PIC, IOAPIC or PIT) shown in CPUID, and a 16550 UART on COM1
-    #: feeding the console. The hypercall ABI stays as it is beside them.
-    hw_api: bool = False
-
-
-#: GSIs of the (userspace, here absent) IOAPIC under a split irqchip: KVM's usual 24.
-HW_API_IOAPIC_ROUTES = 24
 
 
 @dataclass
@@ -243,18 +233,6 @@ class Machine:
                 raise  # backends without real-mode emulation do not implement it
 
         restore = cfg.restore
-        self.uart: Uart16550 | None = None
-        if cfg.hw_api:
-            if restore is not None or cfg.snapshot_dir is not None:
-                raise MachineError(
-                    "--hw-api: snapshots of the hardware-API mode are not supported (its APIC state is not saved)"
-                )
-            try:
-                # Before any vCPU exists: each vCPU then gets an in-kernel local APIC.
-                vm.enable_cap(Cap.SPLIT_IRQCHIP, HW_API_IOAPIC_ROUTES)
-                vm.enable_cap(Cap.X2APIC_API, X2APIC_API_USE_32BIT_IDS | X2APIC_API_DISABLE_BROADCAST_QUIRK)
-            except KvmError as e:
-                raise MachineError(f"--hw-api: this backend has no in-kernel local APIC ({e.strerror})") from None
         try:
             mem = GuestMemory(
                 cfg.memory,
@@ -318,7 +296,7 @@ class Machine:
             own.callback(fd.close)
             self.vcpus.add(Vcpu(i, fd))
             if restore is None:
-                fd.set_cpuid2(guest_cpuid(supported, i, cfg.vcpus, local_apic=cfg.hw_api))
+                fd.set_cpuid2(guest_cpuid(supported, i, cfg.vcpus))
                 sregs = boot.long_mode_sregs(fd.get_sregs(), cr3=self.kernel_tables.root, gdt_gpa=Layout.GDT, nx=nx)
                 fd.set_sregs(sregs)
                 fd.set_fpu(boot.boot_fpu())
@@ -368,14 +346,7 @@ class Machine:
             on_first_hypercall=self.times.set_first_hypercall,
             on_exit=_exit_hooks(tuple(self._exit_hooks)),
             debugger=self._debugger,
-            port_io=self._port_io if self.uart is not None else None,
         )
-
-    def _port_io(self, port: int, is_write: bool, data: bytes, size: int) -> bytes | None:
-        """``--hw-api``'s emulated ports (the UART); None for any other port."""
-        if self.uart is not None and self.uart.owns(port):
-            return self.uart.io(port, is_write, data, size)
-        return None
 
     def attach_debugger(self, debugger: VcpuDebugger) -> None:
         """Before :meth:`run`: let *debugger* (``--gdb``) stop and resume the vCPUs."""
@@ -386,8 +357,6 @@ class Machine:
         try:
             self.console = Console(self.config.console_fd, in_fd=self.config.console_in_fd)
             channels.add(self.console)  # handle 0 == abi.CONSOLE_HANDLE
-            if self.config.hw_api:
-                self.uart = Uart16550(self.console)  # COM1 writes into the same console
             for spec in self.config.channels:  # a spec, or a device made already (a restore's reset stream)
                 if isinstance(spec, ChannelBase):
                     channels.add(spec)

@@ -111,12 +111,6 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
         "Snapshot the running VM into --snapshot-dir when this signal arrives (e.g. SIGUSR1).",
         "SIGNAL",
     ),
-    OptionSpec(
-        "hw_api",
-        ("--hw-api",),
-        bool,
-        "Also offer the hardware API: an in-kernel x2APIC and a 16550 UART on COM1 (docs/hwapi.md).",
-    ),
 )
 
 #: ``pyvmm restore DIR``: what a restored VM may be given (docs/snapshot.md).
@@ -172,7 +166,6 @@ class RunOptions:
     no_seccomp: bool = False
     snapshot_dir: str | None = None
     snapshot_on: str | None = None
-    hw_api: bool = False
     extra: dict = field(default_factory=dict)
 
 

@@ -29,7 +29,6 @@ entry), :meth:`Vcpu.request_upcall` and :meth:`Vcpu.kick`.
 
 from __future__ import annotations
 
-import ctypes
 import enum
 import signal
 import threading
@@ -82,7 +81,6 @@ class Vcpu:
         "_state",
         "_thread",
         "_timer_deadline",
-        "exits",
         "fd",
         "id",
         "in_guest",
@@ -109,8 +107,6 @@ class Vcpu:
         #: thread writes them: the loops, at each hypercall and slow exit but SHUTDOWN). The
         #: crash report falls back on them when the backend reset the vCPU at a triple fault.
         self.last_regs = KvmRegs()
-        #: Exits that reached userspace (the run loops count them; ``pyvmm bench``'s exits per op).
-        self.exits = ctypes.c_uint64(0)
 
     def __repr__(self) -> str:
         return f"Vcpu({self.id}, {self._state.value})"

@@ -20,7 +20,6 @@
 #include "arch.h"
 #include "as.h"
 #include "events.h"
-#include "hwapi.h"
 #include "lib.h"
 #include "programs.h"
 #include "task.h"
@@ -241,128 +240,6 @@ static void loop_rtt(uint32_t *out, unsigned long n)
     }
 }
 
-/* -- the hardware API (--hw-api): the same workloads through the in-kernel x2APIC and
- * the UART, for `pyvmm bench --hw-api` (docs/hwapi.md). Waiting is `sti; hlt` with the
- * interrupt still pending from before the sti if it came early (the sti shadow). */
-static volatile int hw_pong, hw_fired, hw_ready;
-
-static void on_ping(struct trap_frame *tf)
-{
-    (void)tf;
-    hw_eoi();
-    hw_ipi(0, HW_VEC_PONG);
-}
-
-static void on_pong(struct trap_frame *tf)
-{
-    (void)tf;
-    hw_pong = 1;
-    hw_eoi();
-}
-
-static void on_hw_timer(struct trap_frame *tf)
-{
-    (void)tf;
-    hw_fired = 1;
-    hw_eoi();
-}
-
-static inline void wait_irq(void) { __asm__ volatile("sti; hlt; cli" ::: "memory"); }
-
-static void hw_responder(unsigned cpu)
-{
-    (void)cpu;
-    irq_disable();
-    hw_init();
-    hw_ready = 1; /* an IPI to an APIC not yet enabled is dropped, as on hardware */
-    for (;;)
-        wait_irq();
-}
-
-/* vCPU 0 sends an IPI to vCPU 1, whose handler answers with one back. */
-static void loop_hw_ipi(uint32_t *out, unsigned long n)
-{
-    for (unsigned long i = 0; i < n; i++) {
-        hw_pong = 0;
-        uint32_t t0 = tsc32();
-        hw_ipi(1, HW_VEC_PING);
-        while (!hw_pong)
-            wait_irq();
-        out[i] = tsc32() - t0;
-    }
-}
-
-/* The LAPIC timer armed `size` us ahead (TSC deadline), fired, the vCPU woken: minus the delay. */
-static void loop_hw_timer(uint32_t *out, unsigned long n)
-{
-    uint64_t delay_tsc = size * boot_info->tsc_khz / 1000;
-    for (unsigned long i = 0; i < n; i++) {
-        hw_fired = 0;
-        uint32_t t0 = tsc32();
-        hw_timer_at(rdtsc() + delay_tsc);
-        while (!hw_fired)
-            wait_irq();
-        uint32_t dt = tsc32() - t0;
-        out[i] = dt > delay_tsc ? dt - (uint32_t)delay_tsc : 0;
-    }
-}
-
-/* `size` bytes of console output through the UART (a line: dots and a newline). */
-static void loop_hw_uart(uint32_t *out, unsigned long n)
-{
-    for (unsigned long i = 0; i < n; i++) {
-        uint32_t t0 = tsc32();
-        for (unsigned long j = 0; j < size; j++)
-            uart_putc((char)payload[j]);
-        out[i] = tsc32() - t0;
-    }
-}
-
-/* The same line through the console channel: one SEND (retried while partial). */
-static void loop_console(uint32_t *out, unsigned long n)
-{
-    for (unsigned long i = 0; i < n; i++) {
-        uint32_t t0 = tsc32();
-        unsigned long done = 0;
-        while (done < size) {
-            long r = pvm_send(PVM_CONSOLE_HANDLE, payload + done, size - done, 0);
-            if (r <= 0) {
-                errors++;
-                break;
-            }
-            done += (unsigned long)r;
-        }
-        out[i] = tsc32() - t0;
-    }
-}
-
-static int setup_hw(const char *name)
-{
-    if (hw_init()) {
-        kprintf("bench: %s needs the hardware API (pyvmm bench --hw-api): no x2APIC in CPUID\n", name);
-        return 3;
-    }
-    if (!strncmp(name, "hw-ipi", 16)) {
-        if (boot_info->nr_vcpus < 2) {
-            kprintf("bench: %s needs 2 vCPUs\n", name);
-            return 3;
-        }
-        trap_set_handler(HW_VEC_PING, on_ping);
-        trap_set_handler(HW_VEC_PONG, on_pong);
-        irq_disable();
-        if (smp_start(1, hw_responder))
-            return 3;
-        while (!hw_ready)
-            __asm__ volatile("pause" ::: "memory");
-    }
-    if (!strncmp(name, "hw-timer", 16)) {
-        trap_set_handler(HW_VEC_TIMER, on_hw_timer);
-        hw_timer_mode();
-        irq_disable();
-    }
-    return 0;
-}
-
 /* -- address spaces ------------------------------------------------------------------ */
 #define AS_RW (PVM_PROT_READ | PVM_PROT_WRITE | PVM_PROT_USER)
 #define AS_VA USER_HEAP /* where the kernel-side benches map, in spaces of their own */
@@ -499,10 +376,6 @@ static const struct bench benches[] = {
     {"as-fault-vmm", loop_as_fault_vmm, PVM_FEAT_ADDRESS_SPACES},
     {"as-fault", loop_as_fault, PVM_FEAT_ADDRESS_SPACES},
     {"as-syscall", loop_user_syscall, PVM_FEAT_ADDRESS_SPACES},
-    {"console", loop_console, PVM_FEAT_CONSOLE},
-    {"hw-ipi", loop_hw_ipi, PVM_FEAT_SMP},
-    {"hw-timer", loop_hw_timer, 0},
-    {"hw-uart", loop_hw_uart, 0},
 };
 
 static unsigned long arg_ulong(const char *key, unsigned long dflt)
@@ -559,11 +432,6 @@ static int setup(const char *name)
 {
     if (!strncmp(name, "as-", 3))
         return setup_as(name);
-    if (!strncmp(name, "console", 8) || !strncmp(name, "hw-uart", 8))
-        for (unsigned long i = 0; i < size; i++)
-            payload[i] = i + 1 == size ? '\n' : '.';
-    if (!strncmp(name, "hw-", 3))
-        return setup_hw(name);
     if (!strncmp(name, "send", 8) && find_sink()) {
         kprintf("bench: no null-sink channel (the host adds one only for benchmarks)\n");
         return 3;
@@ -642,8 +510,6 @@ static int bench_main(void)
         rtt_stop = 1;
         pvm_notify((unsigned)evt_b);
     }
-    if (b->loop == loop_hw_timer)
-        hw_timer_at(0); /* disarmed */
     kprintf("bench: name=%s count=%lu samples=%#lx tsc_khz=%lu errors=%lu\n", name, nsamples,
             (unsigned long)samples, (unsigned long)boot_info->tsc_khz, errors);
     return 0;

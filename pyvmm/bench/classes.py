@@ -27,7 +27,6 @@ class Group(enum.Enum):
     BASELINE = "baselines"
     FASTPATH = "fast-path experiments (null hypercall)"
     SPLIT = "where the time goes (null hypercall, per exit)"
-    HWAPI = "the hardware API (--hw-api: in-kernel x2APIC, 16550 UART)"
 
 
 @dataclass(frozen=True)
@@ -59,11 +58,6 @@ class BenchClass:
     #: What the host adds through :mod:`pyvmm.extensions` before the run: "ext" a Python
     #: extension hypercall that returns 0, "hook" an after-hypercall hook that does nothing.
     host: str | None = None
-    #: Boot the VM in the hardware-API mode (``MachineConfig.hw_api``).
-    hw_api: bool = False
-    #: Part of the ABI-against-hardware comparison (:mod:`pyvmm.bench.compare`): run only
-    #: with ``pyvmm bench --hw-api``.
-    compare: bool = False
 
 
 KIB = 1024
@@ -201,56 +195,6 @@ CLASSES: tuple[BenchClass, ...] = (
         features=_AS,
         iter_scale=0.2,
         vs_null=True,
-    ),
-    # -- the comparison with the hardware API (pyvmm bench --hw-api, pyvmm.bench.compare):
-    # the console channel's side of the console workload, then the hardware side of each.
-    *(
-        BenchClass(
-            f"console-{label}",
-            f"SEND a {text} line to the console",
-            Group.PYVMM,
-            guest="console",
-            size=n,
-            bytes_per_op=n,
-            iter_scale=scale,
-            compare=True,
-        )
-        for label, text, n, scale in (("64", "64 B", 64, 0.2), ("1k", "1 KiB", KIB, 0.2))
-    ),
-    BenchClass(
-        "hw-ipi-rtt",
-        "x2APIC IPI round trip, 2 vCPUs (ICR, EOI)",
-        Group.HWAPI,
-        guest="hw-ipi",
-        features=Feature.SMP,
-        vcpus=2,
-        iter_scale=0.25,
-        hw_api=True,
-        compare=True,
-    ),
-    BenchClass(
-        "hw-timer",
-        "LAPIC TSC deadline +200us, fire, minus 200us",
-        Group.HWAPI,
-        guest="hw-timer",
-        size=200,
-        iter_scale=0.1,
-        hw_api=True,
-        compare=True,
-    ),
-    *(
-        BenchClass(
-            f"hw-uart-{label}",
-            f"a {text} line through the 16550 UART",
-            Group.HWAPI,
-            guest="hw-uart",
-            size=n,
-            bytes_per_op=n,
-            iter_scale=scale,
-            hw_api=True,
-            compare=True,
-        )
-        for label, text, n, scale in (("64", "64 B", 64, 0.02), ("1k", "1 KiB", KIB, 0.002))
     ),
     # -- baselines measured in the same run
     BenchClass("base-c-exit", "(a) C exit loop, no dispatch", Group.BASELINE, guest="null", loop="c-null"),

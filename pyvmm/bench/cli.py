@@ -21,10 +21,8 @@ def bench_main(
     warmup: int | None = None,
     reps: int | None = None,
     list_classes: bool = False,
-    hw_api: bool = False,
 ) -> int:
     from pyvmm.bench.classes import CLASSES
-    from pyvmm.bench.compare import format_comparison
     from pyvmm.bench.hostinfo import host_info
     from pyvmm.bench.report import format_table, plot_available, to_json, write_json, write_plot
     from pyvmm.bench.run import BenchError, Params, run_all, select
@@ -61,7 +59,7 @@ def bench_main(
         except ReportFileError as e:
             return _error(f"--json: {e}")
     try:
-        classes = select(only, hw_api=hw_api)
+        classes = select(only)
         host = host_info()
         results = run_all(classes, p)
     except BenchError as e:
@@ -69,9 +67,6 @@ def bench_main(
             json_out.close()
         return _error(str(e))
     print(format_table(results, p, host))
-    comparison = format_comparison(results)
-    if comparison:
-        print(comparison)
     try:
         if json_out is not None:
             with json_out:

@@ -82,7 +82,7 @@ def c_cffi_callback_loop(vcpu: Vcpu, env: LoopEnv) -> Outcome:
     ffi.cdef(
         "long pyvmm_run_loop(int fd, void *run, unsigned port,"
         " uint64_t (*dispatch)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t), int *stop,"
-        " void *last, uint64_t *exits);"
+        " void *last);"
     )
     lib = ffi.dlopen(compiled._name)
     dispatch = env.dispatch
@@ -105,12 +105,11 @@ def c_cffi_callback_loop(vcpu: Vcpu, env: LoopEnv) -> Outcome:
     fd = vcpu.fd.fd
     run_ptr = ffi.cast("void *", ctypes.addressof(vcpu.fd.run))
     last_ptr = ffi.cast("void *", ctypes.addressof(vcpu.last_regs))
-    exits_ptr = ffi.cast("uint64_t *", ctypes.addressof(vcpu.exits))
     loop = lib.pyvmm_run_loop
     while True:
         if vcpu.entering():
             env.events.deliver(vcpu)
-        rc = loop(fd, run_ptr, HYPERCALL_PORT, on_hypercall, stop, last_ptr, exits_ptr)
+        rc = loop(fd, run_ptr, HYPERCALL_PORT, on_hypercall, stop, last_ptr)
         vcpu.left_guest()
         if raised:
             return unwind(raised)

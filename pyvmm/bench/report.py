@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TextIO
 
 from pyvmm.bench.classes import BASELINE_A, Group
-from pyvmm.bench.compare import to_json as compare_json
 from pyvmm.bench.run import Params, Result
 
 JSON_VERSION = 1
@@ -197,7 +196,6 @@ def to_json(results: list[Result], p: Params, host: dict) -> dict:
         "targets": {t.what: t.to_dict() for t in targets(results)},
         "null_ratio_net_of_window": None if (net := net_null_ratio(results)) is None else round(net, 3),
         "page_fault_split": _fault_split_json(results),
-        "abi_vs_hardware": compare_json(results),
     }
 
 

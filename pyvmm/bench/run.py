@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import re
 import sys
@@ -53,10 +52,6 @@ class Result:
     errors: int = 0
     ratio: float | None = None  # median / median of baseline (a)
     null_ratio: float | None = None  # median / median of the null class (pyvmm hypercall rows)
-    # The comparison's figures (pyvmm.bench.compare), for its classes only:
-    exits_per_op: float | None = None  # exits that reached pyvmm, per operation
-    cpu_ns_per_op: float | None = None  # host CPU time (every thread) per operation
-    state_bytes: int | None = None  # what a snapshot saves of the state serving it
 
     @property
     def throughput_gb_s(self) -> float | None:
@@ -77,22 +72,12 @@ class GuestRun:
     errors: int
     tsc_khz: int
     metrics: object | None = None
-    exits: int = 0  # exits that reached pyvmm, every vCPU, the whole run
-    cpu_ns: int = 0  # host CPU time of the run (every thread, guest time included)
-    state_bytes: int = 0  # the event channels' snapshot state at the end
 
 
-def select(names: list[str] | None, *, hw_api: bool = False) -> list[BenchClass]:
-    """Classes named by ``--only`` (exact names, or a prefix before '-': ``send`` = every send-*).
-
-    Without ``--only``: every class but the comparison's, or (*hw_api*) the comparison's
-    classes on both sides (:mod:`pyvmm.bench.compare`) with baseline (a)."""
+def select(names: list[str] | None) -> list[BenchClass]:
+    """Classes named by ``--only`` (exact names, or a prefix before '-': ``send`` = every send-*)."""
     if not names:
-        if hw_api:
-            from pyvmm.bench.compare import CLASS_NAMES
-
-            return [c for c in CLASSES if c.name in CLASS_NAMES]
-        return [c for c in CLASSES if not c.compare]
+        return list(CLASSES)
     wanted = [n.strip() for arg in names for n in arg.split(",") if n.strip()]
     chosen = []
     for name in wanted:
@@ -167,7 +152,6 @@ def run_guest(cls: BenchClass, p: Params, kernel: Path) -> GuestRun:
             kvm_path=_kvm_path(),
             null_sink=True,
             stats=cls.loop == "stats",
-            hw_api=cls.hw_api,
         )
         try:
             machine = Machine(config)
@@ -188,15 +172,7 @@ def run_guest(cls: BenchClass, p: Params, kernel: Path) -> GuestRun:
                 machine.loop = stats_loop(machine.metrics)
             elif cls.loop != "pyvmm":
                 machine.loop = LOOPS[cls.loop]
-            cpu0 = _cpu_ns()
             result = machine.run()
-            cpu_ns = _cpu_ns() - cpu0
-            exits = sum(v.exits.value for v in machine.vcpus)
-            state_bytes = len(json.dumps(machine.events.export_state()))
-            if cls.guest == "timer":
-                state_bytes += 8 * cls.vcpus  # each vCPU's deadline
-            elif cls.guest == "console":
-                state_bytes = 0  # the console channel keeps nothing a snapshot needs
             console.seek(0)
             text = console.read().decode(errors="replace")
             last = (text.strip().splitlines() or ["(no output)"])[-1]
@@ -217,33 +193,11 @@ def run_guest(cls: BenchClass, p: Params, kernel: Path) -> GuestRun:
             raw = array("I")
             raw.frombytes(machine.memory.read(gpa, count * 4))
             scale = 1e6 / khz
-            return GuestRun([c * scale for c in raw], errors, khz, machine.metrics, exits, cpu_ns, state_bytes)
+            return GuestRun([c * scale for c in raw], errors, khz, machine.metrics)
         finally:
             if efd >= 0:
                 os.close(efd)
             machine.close()
-
-
-def _cpu_ns() -> int:
-    """This process's CPU time so far, every thread, user and system (a vCPU thread's
-    time inside KVM_RUN, the guest's own, counts as system time)."""
-    import resource
-
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return int((ru.ru_utime + ru.ru_stime) * 1e9)
-
-
-def _per_op(cls: BenchClass, p: Params, kernel: Path, full: GuestRun, res: Result) -> None:
-    """Exits and CPU time per operation for a comparison class: a second, shorter run of the
-    same class, and the difference between the two over the difference in operations (the
-    boot, the setup and the final report cancel out)."""
-    short = Params(max(10, p.iters // 4), p.warmup, 1)
-    other = run_guest(cls, short, kernel)
-    ops = (p.warmup + p.iters * p.reps) - (short.warmup + short.iters * short.reps)
-    if ops > 0:
-        res.exits_per_op = max(0.0, (full.exits - other.exits) / ops)
-        res.cpu_ns_per_op = max(0.0, (full.cpu_ns - other.cpu_ns) / ops)
-    res.state_bytes = full.state_bytes
 
 
 def run_syscall_c(p: Params) -> list[float]:
@@ -286,9 +240,6 @@ def run_all(classes: list[BenchClass], p: Params, progress: Progress = _stderr) 
     except GuestBuildError as e:
         raise BenchError(str(e)) from None
     names = {c.name for c in classes}
-    from pyvmm.bench.compare import CLASS_NAMES
-
-    comparison = set(CLASS_NAMES) & names if any(c.compare for c in classes) else set()
     needs_stats = any(c.group is Group.SPLIT for c in classes) or _STATS_CLASS in names
     ratio_wanted = any(c.ratio for c in classes)
     todo = [c for c in classes if c.group is not Group.SPLIT]
@@ -311,8 +262,6 @@ def run_all(classes: list[BenchClass], p: Params, progress: Progress = _stderr) 
             else:
                 run = run_guest(cls, cp, kernel)
                 res.samples, res.errors = run.samples_ns, run.errors
-                if cls.name in comparison:
-                    _per_op(cls, cp, kernel, run, res)
                 if cls.name == _STATS_CLASS and run.metrics is not None:
                     _split_results(run.metrics, results)
             res.dist = Distribution.of(res.samples, cp.reps if cls.guest else 1)

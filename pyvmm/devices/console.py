@@ -74,10 +74,6 @@ class Console(Channel):
         self.bytes_out += n
         return n
 
-    def has_output_space(self) -> bool:
-        """Would a SEND now take at least a byte (the UART's "transmitter empty")?"""
-        return self._out.has_space()
-
     def flush(self) -> None:
         """Wait (at most ``FLUSH_WAIT_S``) until everything sent is written to the host fd."""
         if not self._out.wait_drained(FLUSH_WAIT_S):

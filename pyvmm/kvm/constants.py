@@ -96,8 +96,6 @@ class Cap(enum.IntEnum):
     MAX_VCPUS = 66
     SYNC_REGS = 74
     READONLY_MEM = 81
-    SPLIT_IRQCHIP = 121  # the local APIC in the kernel, no PIC/IOAPIC/PIT (pyvmm run --hw-api)
-    X2APIC_API = 129
     IMMEDIATE_EXIT = 136
 
 
@@ -145,9 +143,6 @@ IOEVENTFD_FLAG_PIO = 1 << 1
 IOEVENTFD_FLAG_DEASSIGN = 1 << 2
 
 # struct kvm_guest_debug.control
-#: ``KVM_CAP_X2APIC_API`` flags: full 32-bit x2APIC ids, and no 0xff broadcast quirk.
-X2APIC_API_USE_32BIT_IDS = 1 << 0
-X2APIC_API_DISABLE_BROADCAST_QUIRK = 1 << 1
 GUESTDBG_ENABLE = 0x00000001
 GUESTDBG_SINGLESTEP = 0x00000002
 GUESTDBG_USE_SW_BP = 0x00010000  # x86: #BP (int3) exits to userspace

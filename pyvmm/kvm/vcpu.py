@@ -60,15 +60,6 @@ class VcpuFd(IoctlFd):
 
         return decode_exit(self.run, self.run_bytes)
 
-    def set_io_in_data(self, data: bytes) -> None:
-        """Answer the pending ``in`` of a ``KVM_EXIT_IO``: *data* (the exit's size times its
-        count of bytes, clipped to them) is what the guest reads when ``KVM_RUN`` resumes."""
-        io = self.run.exit.io
-        n = min(len(data), io.size * io.count)
-        off = io.data_offset
-        if 0 < off and off + n <= len(self.run_bytes):
-            self.run_bytes[off : off + n] = data[:n]
-
     def enable_sync_regs(self) -> None:
         """Ask KVM to publish the general registers in ``kvm_run`` on every exit."""
         self.run.kvm_valid_regs = SYNC_X86_REGS

@@ -65,13 +65,6 @@ class Vm(IoctlFd):
         req = s.KvmIoeventfd(datamatch=datamatch or 0, addr=addr, len=length, fd=fd, flags=flags)
         self._ioctl_struct(Ioctl.IOEVENTFD, req)
 
-    def enable_cap(self, cap: int, *args: int) -> None:
-        """``KVM_ENABLE_CAP`` on the VM (e.g. ``KVM_CAP_SPLIT_IRQCHIP``, before any vCPU exists)."""
-        req = s.KvmEnableCap(cap=cap)
-        for i, value in enumerate(args[:4]):
-            req.args[i] = value
-        self._ioctl_struct(Ioctl.ENABLE_CAP, req)
-
     def create_vcpu(self, vcpu_id: int) -> VcpuFd:
         """Create vCPU *vcpu_id* and map its ``kvm_run`` page."""
         fd = self._ioctl(Ioctl.CREATE_VCPU, vcpu_id)

@@ -23,21 +23,15 @@ def _sig_words(sig: bytes) -> tuple[int, int, int]:
     return tuple(int.from_bytes(sig[i : i + 4], "little") for i in (0, 4, 8))  # type: ignore[return-value]
 
 
-def guest_cpuid(
-    supported: list[KvmCpuidEntry2], vcpu_id: int, nr_vcpus: int, *, local_apic: bool = False
-) -> list[KvmCpuidEntry2]:
-    """CPUID entries for vCPU *vcpu_id*, derived from ``KVM_GET_SUPPORTED_CPUID``.
-
-    The APIC, x2APIC and TSC-deadline bits are hidden (a pyvmm VM has no APIC) unless
-    *local_apic*: the hardware-API mode (``--hw-api``), whose in-kernel local APIC they describe."""
+def guest_cpuid(supported: list[KvmCpuidEntry2], vcpu_id: int, nr_vcpus: int) -> list[KvmCpuidEntry2]:
+    """CPUID entries for vCPU *vcpu_id*, derived from ``KVM_GET_SUPPORTED_CPUID``."""
     out: list[KvmCpuidEntry2] = []
     for src in supported:
         e = KvmCpuidEntry2.from_buffer_copy(src)
         fn = e.function
         if fn == 1:
-            if not local_apic:
-                e.edx &= ~_LEAF1_EDX_APIC
-                e.ecx &= ~(_LEAF1_ECX_X2APIC | _LEAF1_ECX_TSC_DEADLINE)
+            e.edx &= ~_LEAF1_EDX_APIC
+            e.ecx &= ~(_LEAF1_ECX_X2APIC | _LEAF1_ECX_TSC_DEADLINE)
             e.ecx |= _LEAF1_ECX_HYPERVISOR
             # EBX[31:24] initial APIC id (our vCPU id), EBX[23:16] logical CPU count.
             e.ebx = (e.ebx & 0x0000FFFF) | (min(nr_vcpus, 255) << 16) | ((vcpu_id & 0xFF) << 24)
