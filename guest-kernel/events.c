@@ -1,6 +1,7 @@
 #include "events.h"
 
 #include "arch.h"
+#include "hw.h"
 #include "lib.h"
 
 #define MSR_GS_BASE 0xc0000101u
@@ -146,6 +147,7 @@ void secondary_main(unsigned long cpu)
 {
     arch_init_secondary();
     events_init_cpu((unsigned)cpu);
+    hw_init_cpu();
     smp_fn[cpu]((unsigned)cpu);
     for (;;)
         pvm_block(0);

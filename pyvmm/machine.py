@@ -95,6 +95,9 @@ class MachineConfig:
     restore: Restorable | None = None
     #: Where snapshots go (``--snapshot-dir``, ``VM.snapshot``); None: SNAPSHOT is -ENOSYS.
     snapshot_dir: SnapshotDir | None = None
+    #: ``--hw-api``: add KVM's in-kernel LAPIC (x2APIC, TSC-deadline timer) and a 16550 UART
+    #: at COM1 (:mod:`pyvmm.hw`); the default VM has no emulated hardware at all.
+    hw_api: bool = False
 
 
 @dataclass
@@ -125,6 +128,8 @@ def _check_config(cfg: MachineConfig) -> None:
         raise MachineError(f"--vcpus must be between 1 and {abi.MAX_VCPUS}")
     if len(cmdline_bytes(cfg.cmdline)) > abi.CMDLINE_MAX:
         raise MachineError(f"--cmdline is longer than {abi.CMDLINE_MAX} bytes")
+    if cfg.hw_api and (cfg.restore is not None or cfg.snapshot_dir is not None):
+        raise MachineError("--hw-api: snapshots do not save the local APIC or the UART yet")
 
 
 def cmdline_bytes(cmdline: str) -> bytes:
@@ -223,6 +228,13 @@ class Machine:
         # A host property, asked before the VM exists (as Firecracker does at start-up).
         supported = kvm.supported_cpuid()
         self.times.create_start = time.monotonic_ns()
+        if cfg.hw_api:  # asked first: a backend without the hardware refuses in one line
+            from pyvmm.hw.platform import HwApiUnavailable, check_backend
+
+            try:
+                check_backend(kvm.check_extension)
+            except HwApiUnavailable as e:
+                raise MachineError(str(e)) from None
         self.vm = vm = kvm.create_vm()
         own.callback(vm.close)
         try:
@@ -261,6 +273,11 @@ class Machine:
 
         self.channels = self._open_channels()
         own.callback(self.channels.close)  # disks fsync'd, peers see the stream close
+        self.hw = None
+        if cfg.hw_api:  # before the vCPUs: KVM wants the split irqchip first
+            from pyvmm.hw.platform import HwPlatform
+
+            self.hw = HwPlatform(vm, self.console.send_bytes, self.console.can_send)
         self.vcpus = VcpuSet(self._vcpu_thread)
         self.events = EventChannels(mem, self.channels, self.vcpus)
         own.callback(self.events.close)
@@ -290,12 +307,19 @@ class Machine:
             own.callback(fd.close)
             self.vcpus.add(Vcpu(i, fd))
             if restore is None:
-                fd.set_cpuid2(guest_cpuid(supported, i, cfg.vcpus))
+                fd.set_cpuid2(guest_cpuid(supported, i, cfg.vcpus, lapic=cfg.hw_api))
                 sregs = boot.long_mode_sregs(fd.get_sregs(), cr3=self.kernel_tables.root, gdt_gpa=Layout.GDT, nx=nx)
+                if self.hw is None:
+                    # No APIC: IA32_APIC_BASE globally disabled, as on a CPU without one. KVM
+                    # derives CPUID.1:EDX.APIC from its enable bit at run time, so without
+                    # this the guest would see an APIC bit that guest_cpuid cleared.
+                    sregs.apic_base = 0
                 fd.set_sregs(sregs)
                 fd.set_fpu(boot.boot_fpu())
                 fd.set_msrs(boot.boot_msrs())
             fd.enable_sync_regs()
+            if self.hw is not None:
+                self.hw.setup_vcpu(fd)
         boot_cpu = self.vcpus[0].fd
         self.tsc_khz = _tsc_khz(boot_cpu)
         if restore is not None:
@@ -340,6 +364,7 @@ class Machine:
             on_first_hypercall=self.times.set_first_hypercall,
             on_exit=_exit_hooks(tuple(self._exit_hooks)),
             debugger=self._debugger,
+            ports=None if self.hw is None else self.hw.ports,
         )
 
     def attach_debugger(self, debugger: VcpuDebugger) -> None:
