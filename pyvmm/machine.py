@@ -229,11 +229,11 @@ class Machine:
         supported = kvm.supported_cpuid()
         self.times.create_start = time.monotonic_ns()
         if cfg.hw_api:  # asked first: a backend without the hardware refuses in one line
-            from pyvmm.hw.platform import HwApiUnavailable, check_backend
+            from pyvmm.hw.platform import HwApiError, check_backend
 
             try:
                 check_backend(kvm.check_extension)
-            except HwApiUnavailable as e:
+            except HwApiError as e:
                 raise MachineError(str(e)) from None
         self.vm = vm = kvm.create_vm()
         own.callback(vm.close)

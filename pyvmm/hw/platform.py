@@ -27,15 +27,15 @@ NEEDED = (
 _IOAPIC_PINS = 0
 
 
-class HwApiUnavailable(Exception):
+class HwApiError(Exception):
     """This backend cannot give a ``--hw-api`` VM what it needs; the message is one line."""
 
 
 def check_backend(check_extension: Callable[[int], int]) -> None:
-    """Raise :class:`HwApiUnavailable` naming the first capability KVM lacks."""
+    """Raise :class:`HwApiError` naming the first capability KVM lacks."""
     for cap, what in NEEDED:
         if not check_extension(cap):
-            raise HwApiUnavailable(f"--hw-api: this KVM backend has no {what}; the hardware-API mode cannot run here")
+            raise HwApiError(f"--hw-api: this KVM backend has no {what}; the hardware-API mode cannot run here")
 
 
 class HwPlatform:

@@ -38,8 +38,9 @@ class PortBus:
         """Serve the I/O exit in *run*; False if no device has the port (the caller crashes the VM)."""
         io = run.exit.io
         port = io.port
-        for base, length, device in self._ranges:
+        for base, length, dev in self._ranges:
             if base <= port < base + length:
+                device = dev
                 break
         else:
             return False
@@ -56,5 +57,6 @@ class PortBus:
         else:
             for i in range(count):
                 at = data + i * size
-                run_bytes[at : at + size] = (device.read(offset, size) & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+                value = device.read(offset, size) & ((1 << (8 * size)) - 1)
+                run_bytes[at : at + size] = value.to_bytes(size, "little")
         return True
