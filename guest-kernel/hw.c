@@ -72,10 +72,11 @@ void hw_init_cpu(void)
     trap_set_handler(HW_VEC_SPURIOUS, spurious);
     wrmsr64(MSR_APIC_BASE, rdmsr64(MSR_APIC_BASE) | APIC_BASE_EN | APIC_BASE_EXTD);
     wrmsr64(MSR_X2APIC_TPR, 0);
+    /* Software-enable first: while disabled the APIC forces every LVT write masked. */
+    wrmsr64(MSR_X2APIC_SVR, SVR_ENABLE | HW_VEC_SPURIOUS);
     /* LINT0 as virtual wire (ExtINT): pyvmm's upcall (KVM_INTERRUPT) still arrives. */
     wrmsr64(MSR_X2APIC_LVT_LINT0, LVT_EXTINT);
     wrmsr64(MSR_X2APIC_LVT_TIMER, LVT_TSC_DEADLINE | HW_VEC_TIMER);
-    wrmsr64(MSR_X2APIC_SVR, SVR_ENABLE | HW_VEC_SPURIOUS);
 }
 
 void uart_write(const void *buf, unsigned long len)

@@ -20,6 +20,7 @@
 #include "arch.h"
 #include "as.h"
 #include "events.h"
+#include "hw.h"
 #include "lib.h"
 #include "programs.h"
 #include "task.h"
@@ -240,6 +241,87 @@ static void loop_rtt(uint32_t *out, unsigned long n)
     }
 }
 
+/* -- the same workloads through the hardware API (pyvmm bench --hw-api, docs/hwapi.md) -- */
+/* SEND of size bytes to the console (handle 0): the system-call side of console-N. */
+static void loop_console(uint32_t *out, unsigned long n)
+{
+    long r;
+    for (unsigned long i = 0; i < n; i++) {
+        out[i] = timed_hc(PVM_HC_SEND, PVM_CONSOLE_HANDLE, (unsigned long)payload, size, 0, 0, &r);
+        if (r != (long)size)
+            errors++;
+    }
+}
+
+/* The same bytes through COM1's 16550, polled (LSR once per 16 bytes, then THR writes). */
+static void loop_hw_console(uint32_t *out, unsigned long n)
+{
+    for (unsigned long i = 0; i < n; i++) {
+        uint32_t t0 = tsc32();
+        uart_write(payload, size);
+        out[i] = tsc32() - t0;
+    }
+}
+
+/* Interrupts off, except inside `sti; hlt` (sti's shadow makes the pair atomic: an
+ * interrupt arriving between them still wakes the hlt), until the handler sets *flag. */
+static volatile int hw_flag[2];
+static inline void hw_wait(volatile int *flag)
+{
+    while (!*flag)
+        __asm__ volatile("sti; hlt; cli" : : : "memory");
+    *flag = 0;
+}
+
+static void hw_vector(struct trap_frame *tf)
+{
+    (void)tf;
+    hw_flag[this_cpu()] = 1;
+    lapic_eoi();
+}
+
+/* hw-ipi-rtt: vCPU 0 sends vCPU 1 an IPI (one ICR write) and halts; vCPU 1's handler
+ * EOIs, and it answers with an IPI the same way: notify-rtt's exchange, in hardware. */
+static volatile int hw_ready;
+static void hw_responder(unsigned cpu)
+{
+    (void)cpu;
+    irq_disable();
+    hw_ready = 1; /* our APIC is enabled now: an IPI sent earlier would have been dropped */
+    for (;;) {
+        hw_wait(&hw_flag[1]);
+        if (rtt_stop)
+            break;
+        lapic_ipi(0, HW_VEC_IPI);
+    }
+    for (;;)
+        __asm__ volatile("sti; hlt; cli" : : : "memory");
+}
+
+static void loop_hw_ipi_rtt(uint32_t *out, unsigned long n)
+{
+    for (unsigned long i = 0; i < n; i++) {
+        uint32_t t0 = tsc32();
+        lapic_ipi(1, HW_VEC_IPI);
+        hw_wait(&hw_flag[0]);
+        out[i] = tsc32() - t0;
+    }
+}
+
+/* hw-timer: the TSC-deadline timer armed size us ahead (one WRMSR), hlt until its
+ * interrupt; the sample is the whole time minus the delay, as for `timer`. */
+static void loop_hw_timer(uint32_t *out, unsigned long n)
+{
+    uint64_t delay_tsc = size * boot_info->tsc_khz / 1000;
+    for (unsigned long i = 0; i < n; i++) {
+        uint32_t t0 = tsc32();
+        lapic_deadline(rdtsc() + delay_tsc);
+        hw_wait(&hw_flag[0]);
+        uint32_t dt = tsc32() - t0;
+        out[i] = dt > delay_tsc ? dt - (uint32_t)delay_tsc : 0;
+    }
+}
+
 /* -- address spaces ------------------------------------------------------------------ */
 #define AS_RW (PVM_PROT_READ | PVM_PROT_WRITE | PVM_PROT_USER)
 #define AS_VA USER_HEAP /* where the kernel-side benches map, in spaces of their own */
@@ -376,6 +458,10 @@ static const struct bench benches[] = {
     {"as-fault-vmm", loop_as_fault_vmm, PVM_FEAT_ADDRESS_SPACES},
     {"as-fault", loop_as_fault, PVM_FEAT_ADDRESS_SPACES},
     {"as-syscall", loop_user_syscall, PVM_FEAT_ADDRESS_SPACES},
+    {"console", loop_console, 0},
+    {"hw-console", loop_hw_console, 0},
+    {"hw-ipi-rtt", loop_hw_ipi_rtt, PVM_FEAT_SMP},
+    {"hw-timer", loop_hw_timer, 0},
 };
 
 static unsigned long arg_ulong(const char *key, unsigned long dflt)
@@ -427,9 +513,43 @@ static int setup_as(const char *name)
     return 0;
 }
 
+/* The hw-* benches need the --hw-api VM's devices; console-* bytes are printable lines. */
+static int setup_hw(const char *name)
+{
+    if (!strncmp(name, "hw-", 3) && !(hw_lapic && hw_uart)) {
+        kprintf("bench: %s needs the hardware API (pyvmm bench --hw-api boots it with --hw-api)\n", name);
+        return 3;
+    }
+    if (!strncmp(name, "hw-console", 16) || !strncmp(name, "console", 16)) {
+        for (unsigned long i = 0; i < size; i++)
+            payload[i] = (i % 64 == 63) ? '\n' : (uint8_t)('a' + i % 26);
+        return 0;
+    }
+    if (!strncmp(name, "hw-ipi-rtt", 16)) {
+        if (boot_info->nr_vcpus < 2) {
+            kprintf("bench: %s needs 2 vCPUs\n", name);
+            return 3;
+        }
+        trap_set_handler(HW_VEC_IPI, hw_vector);
+        irq_disable();
+        if (smp_start(1, hw_responder))
+            return 3;
+        while (!hw_ready)
+            __asm__ volatile("pause");
+        return 0;
+    }
+    if (!strncmp(name, "hw-timer", 16)) {
+        trap_set_handler(HW_VEC_TIMER, hw_vector);
+        irq_disable();
+    }
+    return 0;
+}
+
 /* What the bench needs besides its feature bits; 0, or the exit code. */
 static int setup(const char *name)
 {
+    if (!strncmp(name, "hw-", 3) || !strncmp(name, "console", 16))
+        return setup_hw(name);
     if (!strncmp(name, "as-", 3))
         return setup_as(name);
     if (!strncmp(name, "send", 8) && find_sink()) {
@@ -463,6 +583,16 @@ static int setup(const char *name)
             batch[i].nr = PVM_HC_NULL;
     }
     return 0;
+}
+
+/* Tell the host where the timed phase starts (0) and ends (1), when it registered the
+ * marker (extension hypercall PVM_EXT_BASE + 1, pyvmm bench --hw-api): it reads its
+ * exit counters and CPU time there. Outside every timed window. */
+#define BENCH_MARK (PVM_EXT_BASE + 1)
+static void mark(unsigned long phase)
+{
+    if (boot_info->ext_registered & (1ull << (BENCH_MARK - PVM_EXT_BASE)))
+        pvm_hypercall(BENCH_MARK, phase, 0, 0, 0, 0);
 }
 
 static int bench_main(void)
@@ -504,11 +634,17 @@ static int bench_main(void)
     /* Warm-up writes into the first rep's slots; the first rep overwrites them. */
     for (unsigned long done = 0; done < warmup; done += iters)
         b->loop(samples, warmup - done < iters ? warmup - done : iters);
+    mark(0);
     for (unsigned long r = 0; r < reps; r++)
         b->loop(samples + r * iters, iters);
+    mark(1);
     if (b->loop == loop_rtt) {
         rtt_stop = 1;
         pvm_notify((unsigned)evt_b);
+    }
+    if (b->loop == loop_hw_ipi_rtt) {
+        rtt_stop = 1;
+        lapic_ipi(1, HW_VEC_IPI);
     }
     kprintf("bench: name=%s count=%lu samples=%#lx tsc_khz=%lu errors=%lu\n", name, nsamples,
             (unsigned long)samples, (unsigned long)boot_info->tsc_khz, errors);
