@@ -27,6 +27,7 @@ class Group(enum.Enum):
     BASELINE = "baselines"
     FASTPATH = "fast-path experiments (null hypercall)"
     SPLIT = "where the time goes (null hypercall, per exit)"
+    COMPARE = "system-call API vs hardware API (--hw-api)"
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,12 @@ class BenchClass:
     #: What the host adds through :mod:`pyvmm.extensions` before the run: "ext" a Python
     #: extension hypercall that returns 0, "hook" an after-hypercall hook that does nothing.
     host: str | None = None
+    #: Boot the VM with ``--hw-api`` (in-kernel LAPIC, UART): the hardware side of a comparison.
+    hw_api: bool = False
+    #: Comparison classes (:mod:`pyvmm.bench.compare`): the workload's name in the table, and
+    #: the key of the pyvmm modules serving it (``sc-*`` system-call side, ``hw-*`` hardware).
+    workload: str = ""
+    serving: str = ""
 
 
 KIB = 1024
@@ -195,6 +202,90 @@ CLASSES: tuple[BenchClass, ...] = (
         features=_AS,
         iter_scale=0.2,
         vs_null=True,
+    ),
+    # -- the same workloads through the system-call API and the hardware API (--hw-api only)
+    *(
+        BenchClass(
+            name,
+            title,
+            Group.COMPARE,
+            guest=guest,
+            size=size,
+            features=feats,
+            vcpus=vcpus,
+            iter_scale=scale,
+            hw_api=name.startswith("hw-"),
+            workload=workload,
+            serving=serving,
+        )
+        for name, title, guest, size, feats, vcpus, scale, workload, serving in (
+            (
+                "sc-notify-rtt",
+                "NOTIFY + BLOCK round trip, 2 vCPUs",
+                "notify-rtt",
+                0,
+                _EV | Feature.SMP,
+                2,
+                0.25,
+                "notify round trip",
+                "sc-notify",
+            ),
+            (
+                "hw-ipi-rtt",
+                "x2APIC IPI + HLT round trip, 2 vCPUs",
+                "hw-ipi-rtt",
+                0,
+                Feature.SMP,
+                2,
+                0.25,
+                "notify round trip",
+                "hw-notify",
+            ),
+            (
+                "sc-timer",
+                "TIMER_SET +200us, BLOCK, minus 200us",
+                "timer",
+                200,
+                _EV | Feature.TIMER,
+                1,
+                0.1,
+                "timer arm-and-fire",
+                "sc-timer",
+            ),
+            (
+                "hw-timer",
+                "TSC-deadline +200us, HLT, minus 200us",
+                "hw-timer",
+                200,
+                NO_FEATURES,
+                1,
+                0.1,
+                "timer arm-and-fire",
+                "hw-timer",
+            ),
+            (
+                "sc-console-64",
+                "SEND 64 B to the console",
+                "console",
+                64,
+                NO_FEATURES,
+                1,
+                0.2,
+                "console 64 bytes",
+                "sc-console",
+            ),
+            (
+                "hw-console-64",
+                "64 B to the 16550 UART (polled)",
+                "hw-console",
+                64,
+                NO_FEATURES,
+                1,
+                0.05,
+                "console 64 bytes",
+                "hw-console",
+            ),
+        )
     ),
     # -- baselines measured in the same run
     BenchClass("base-c-exit", "(a) C exit loop, no dispatch", Group.BASELINE, guest="null", loop="c-null"),
