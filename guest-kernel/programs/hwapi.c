@@ -42,6 +42,45 @@ static void responder(unsigned cpu)
         __asm__ volatile("sti; hlt; cli" : : : "memory");
 }
 
+static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
+static inline uint8_t inb(uint16_t port)
+{
+    uint8_t v;
+    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
+/* mode=garbage: what a hostile driver can do to COM1. Every value into every register
+ * (DLAB and loopback included), word and dword accesses, a 4 KiB rep outsb and insb;
+ * then the UART is set back to 8N1 and must still print. */
+static int garbage(void)
+{
+    static uint8_t buf[4096];
+    unsigned sum = 0;
+    outb(0x3fc, 0x10); /* loopback throughout: transmitted garbage stays in the chip */
+    for (unsigned reg = 0; reg < 8; reg++)
+        for (unsigned v = 0; v < 256; v++) {
+            outb((uint16_t)(0x3f8 + reg), (uint8_t)(reg == 4 ? v | 0x10 : v));
+            sum += inb((uint16_t)(0x3f8 + (v & 7)));
+        }
+    uint32_t w;
+    __asm__ volatile("outw %w0, %w1" : : "a"(0xffff), "d"(0x3f8));
+    __asm__ volatile("outl %0, %w1" : : "a"(0xffffffffu), "d"(0x3f8));
+    __asm__ volatile("inl %w1, %0" : "=a"(w) : "d"(0x3f8));
+    /* Still in loopback: the rep outsb fills (and overruns) the receive FIFO. */
+    memset(buf, 'g', sizeof buf);
+    unsigned long n = sizeof buf;
+    const uint8_t *src = buf;
+    __asm__ volatile("rep outsb" : "+S"(src), "+c"(n) : "d"(0x3f8) : "memory");
+    n = sizeof buf;
+    uint8_t *dst = buf;
+    __asm__ volatile("rep insb" : "+D"(dst), "+c"(n) : "d"(0x3f8) : "memory");
+    outb(0x3fb, 0x03); /* 8N1, DLAB off */
+    outb(0x3fc, 0x03); /* loopback off */
+    kprintf("hw: garbage survived (sum=%u dword=%#x)\n", sum, w);
+    return 0;
+}
+
 static int hwapi_main(void)
 {
     uint32_t a = 1, b, c = 0, d;
@@ -51,6 +90,9 @@ static int hwapi_main(void)
         kprintf("hw: none\n");
         return 0;
     }
+    char mode[16];
+    if (cmdline_get("mode", mode, sizeof mode) > 0 && !strncmp(mode, "garbage", sizeof mode))
+        return hw_uart ? garbage() : 3;
     kprintf("hw: apic_base=%#lx x2apic_id=%lu uart=%d\n", (unsigned long)rdmsr64(MSR_APIC_BASE),
             (unsigned long)rdmsr64(0x802), hw_uart);
     trap_set_handler(HW_VEC_IPI, on_vector);
