@@ -83,11 +83,11 @@ HW_API_BASELINES = (BASELINE_A, "base-ioeventfd")
 
 def select(names: list[str] | None, hw_api: bool = False) -> list[BenchClass]:
     """Classes named by ``--only`` (exact names, or a prefix before '-': ``send`` = every send-*);
-    with none, every class but the comparison (``--hw-api``: the comparison and baselines (a), (b))."""
+    with none, every class (``--hw-api``: only the comparison and the baselines (a), (b))."""
     if not names:
         if hw_api:
             return [c for c in CLASSES if c.group is Group.COMPARE or c.name in HW_API_BASELINES]
-        return [c for c in CLASSES if c.group is not Group.COMPARE]
+        return list(CLASSES)
     wanted = [n.strip() for arg in names for n in arg.split(",") if n.strip()]
     chosen = []
     for name in wanted:
