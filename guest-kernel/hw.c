@@ -47,6 +47,10 @@ static int uart_probe(void)
 
 void hw_init(void)
 {
+    static int probed;
+    if (probed)
+        return;
+    probed = 1;
     uint32_t a = 1, b, c = 0, d;
     __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
     /* Only a VM that shows an x2APIC has the rest: the default VM would crash on a COM1
@@ -67,16 +71,17 @@ static void spurious(struct trap_frame *tf) { (void)tf; /* no EOI for a spurious
 
 void hw_init_cpu(void)
 {
+    hw_init();
     if (!hw_lapic)
         return;
     trap_set_handler(HW_VEC_SPURIOUS, spurious);
-    wrmsr64(MSR_APIC_BASE, rdmsr64(MSR_APIC_BASE) | APIC_BASE_EN | APIC_BASE_EXTD);
-    wrmsr64(MSR_X2APIC_TPR, 0);
+    hw_wrmsr(MSR_APIC_BASE, hw_rdmsr(MSR_APIC_BASE) | APIC_BASE_EN | APIC_BASE_EXTD);
+    hw_wrmsr(MSR_X2APIC_TPR, 0);
     /* Software-enable first: while disabled the APIC forces every LVT write masked. */
-    wrmsr64(MSR_X2APIC_SVR, SVR_ENABLE | HW_VEC_SPURIOUS);
+    hw_wrmsr(MSR_X2APIC_SVR, SVR_ENABLE | HW_VEC_SPURIOUS);
     /* LINT0 as virtual wire (ExtINT): pyvmm's upcall (KVM_INTERRUPT) still arrives. */
-    wrmsr64(MSR_X2APIC_LVT_LINT0, LVT_EXTINT);
-    wrmsr64(MSR_X2APIC_LVT_TIMER, LVT_TSC_DEADLINE | HW_VEC_TIMER);
+    hw_wrmsr(MSR_X2APIC_LVT_LINT0, LVT_EXTINT);
+    hw_wrmsr(MSR_X2APIC_LVT_TIMER, LVT_TSC_DEADLINE | HW_VEC_TIMER);
 }
 
 void uart_write(const void *buf, unsigned long len)

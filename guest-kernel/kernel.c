@@ -3,7 +3,6 @@
  * down with an exit code. No APIC, PIC, PIT or UART: only hypercalls. */
 #include "arch.h"
 #include "events.h"
-#include "hw.h"
 #include "lib.h"
 #include "programs.h"
 
@@ -23,7 +22,6 @@ __attribute__((noreturn)) void kmain(const struct pvm_boot_info *bi)
     boot_info = bi;
     if (bi->magic != PVM_BOOT_INFO_MAGIC || (bi->abi_version >> 16) != PVM_ABI_VERSION_MAJOR)
         pvm_shutdown(254);
-    hw_init(); /* --hw-api: the console moves to COM1 before the first line */
     if (cmdline_get("quiet", arg, sizeof arg) < 0) /* quiet=1: the console is a program's stdout (exec) */
         kprintf("pyvmm guest kernel: ABI %u.%u, %lu MiB, %u vCPU(s)\ncmdline: %s\n", bi->abi_version >> 16,
                 bi->abi_version & 0xffff, (unsigned long)(bi->mem_size >> 20), bi->nr_vcpus,

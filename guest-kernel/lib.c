@@ -171,6 +171,7 @@ long kconsole_handle = PVM_CONSOLE_HANDLE;
 
 long console_write(const void *buf, unsigned long len)
 {
+    hw_init(); /* the first line finds out whether the console is COM1 (--hw-api) */
     if (hw_uart && kconsole_handle == PVM_CONSOLE_HANDLE) { /* --hw-api: the console is COM1 */
         uart_write(buf, len);
         return (long)len;

@@ -23,17 +23,18 @@
 extern int hw_lapic; /* this VM has an x2APIC with a TSC-deadline timer (enabled on each CPU) */
 extern int hw_uart;  /* COM1 answered the probe: the kernel's console writes go to it */
 
-/* Boot CPU: find the hardware; the console moves to the UART if there is one. */
+/* Find the hardware, once (the console's first write and hw_init_cpu call it); the
+ * console moves to the UART if there is one. */
 void hw_init(void);
 /* Each CPU, after arch_init: x2APIC mode, the spurious vector, LINT0 as virtual wire. */
 void hw_init_cpu(void);
 
-static inline void wrmsr64(uint32_t msr, uint64_t v)
+static inline void hw_wrmsr(uint32_t msr, uint64_t v)
 {
     __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)) : "memory");
 }
 
-static inline uint64_t rdmsr64(uint32_t msr)
+static inline uint64_t hw_rdmsr(uint32_t msr)
 {
     uint32_t lo, hi;
     __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
@@ -43,11 +44,11 @@ static inline uint64_t rdmsr64(uint32_t msr)
 /* Fixed IPI, physical destination: one ICR write (x2APIC: a single 64-bit MSR). */
 static inline void lapic_ipi(unsigned apic_id, unsigned vector)
 {
-    wrmsr64(MSR_X2APIC_ICR, (uint64_t)apic_id << 32 | vector);
+    hw_wrmsr(MSR_X2APIC_ICR, (uint64_t)apic_id << 32 | vector);
 }
-static inline void lapic_eoi(void) { wrmsr64(MSR_X2APIC_EOI, 0); }
+static inline void lapic_eoi(void) { hw_wrmsr(MSR_X2APIC_EOI, 0); }
 /* Arm the one-shot TSC-deadline timer (HW_VEC_TIMER); 0 disarms it. */
-static inline void lapic_deadline(uint64_t tsc) { wrmsr64(MSR_TSC_DEADLINE, tsc); }
+static inline void lapic_deadline(uint64_t tsc) { hw_wrmsr(MSR_TSC_DEADLINE, tsc); }
 
 /* All of buf to COM1, polling LSR once per FIFO's worth (16 bytes), as a FIFO-aware
  * polled driver does: about one port exit per byte. */

@@ -93,8 +93,8 @@ static int hwapi_main(void)
     char mode[16];
     if (cmdline_get("mode", mode, sizeof mode) > 0 && !strncmp(mode, "garbage", sizeof mode))
         return hw_uart ? garbage() : 3;
-    kprintf("hw: apic_base=%#lx x2apic_id=%lu uart=%d\n", (unsigned long)rdmsr64(MSR_APIC_BASE),
-            (unsigned long)rdmsr64(0x802), hw_uart);
+    kprintf("hw: apic_base=%#lx x2apic_id=%lu uart=%d\n", (unsigned long)hw_rdmsr(MSR_APIC_BASE),
+            (unsigned long)hw_rdmsr(0x802), hw_uart);
     trap_set_handler(HW_VEC_IPI, on_vector);
     trap_set_handler(HW_VEC_TIMER, on_vector);
     irq_disable();
