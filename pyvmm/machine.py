@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = ["BootTimes", "Machine", "MachineConfig", "MachineError", "RunResult", "StopReason"]
 
 MIN_MEMORY = 4 << 20
+HW_API_MAX_MEMORY = 3 << 30  # below pyvmm.hw.virtio_blk.VIRTIO_MMIO_BASE
 MAX_MEMORY = 64 << 30
 # Three pages KVM may use for real-mode emulation on Intel; outside guest RAM.
 TSS_ADDR = 0xFFFB_D000
@@ -130,6 +131,8 @@ def _check_config(cfg: MachineConfig) -> None:
         raise MachineError(f"--cmdline is longer than {abi.CMDLINE_MAX} bytes")
     if cfg.hw_api and (cfg.restore is not None or cfg.snapshot_dir is not None):
         raise MachineError("--hw-api: snapshots do not save the local APIC or the UART yet")
+    if cfg.hw_api and cfg.memory > HW_API_MAX_MEMORY:
+        raise MachineError("--hw-api: at most 3 GiB of --memory (the virtio-mmio window is at 3 GiB)")
 
 
 def cmdline_bytes(cmdline: str) -> bytes:
@@ -275,9 +278,15 @@ class Machine:
         own.callback(self.channels.close)  # disks fsync'd, peers see the stream close
         self.hw = None
         if cfg.hw_api:  # before the vCPUs: KVM wants the split irqchip first
+            from pyvmm.devices.block import BlockDevice
             from pyvmm.hw.platform import HwPlatform
 
-            self.hw = HwPlatform(vm, self.console.send_bytes, self.console.can_send)
+            disk = next((c for c in self.channels if isinstance(c, BlockDevice)), None)
+            self.hw = HwPlatform(vm, self.console.send_bytes, self.console.can_send, mem, disk)
+            # Uncached, no-execute: a device window (the guest kernel never writes a PTE).
+            self.hw.map_windows(
+                self.kernel_tables, Pte.PRESENT | Pte.WRITABLE | Pte.PCD | (Pte.NO_EXECUTE if nx else 0)
+            )
         self.vcpus = VcpuSet(self._vcpu_thread)
         self.events = EventChannels(mem, self.channels, self.vcpus)
         own.callback(self.events.close)
@@ -365,6 +374,7 @@ class Machine:
             on_exit=_exit_hooks(tuple(self._exit_hooks)),
             debugger=self._debugger,
             ports=None if self.hw is None else self.hw.ports,
+            mmio=None if self.hw is None else self.hw.mmio,
         )
 
     def attach_debugger(self, debugger: VcpuDebugger) -> None:

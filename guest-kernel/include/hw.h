@@ -54,4 +54,12 @@ static inline void lapic_deadline(uint64_t tsc) { hw_wrmsr(MSR_TSC_DEADLINE, tsc
  * polled driver does: about one port exit per byte. */
 void uart_write(const void *buf, unsigned long len);
 
+/* virtio-mmio block (the --hw-api VM's first --disk): 0 when found and set up. */
+int vblk_init(void);
+extern uint64_t vblk_sectors;
+/* One request each, waited for: 0, or a negative virtio status. */
+long vblk_write(uint64_t sector, const void *buf, uint32_t len);
+long vblk_read(uint64_t sector, void *buf, uint32_t len);
+long vblk_flush(void);
+
 #endif

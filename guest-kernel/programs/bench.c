@@ -263,6 +263,34 @@ static void loop_hw_console(uint32_t *out, unsigned long n)
     }
 }
 
+/* disk-N: SEND of size bytes at offset 0 of the first block channel, then CHANNEL_FLUSH
+ * (fsync): a durable write through the system-call API. */
+static unsigned disk;
+static void loop_disk(uint32_t *out, unsigned long n)
+{
+    for (unsigned long i = 0; i < n; i++) {
+        uint32_t t0 = tsc32();
+        long w = pvm_hc_send(disk, (unsigned long)payload, size, 0);
+        long f = pvm_hc_channel_flush(disk);
+        out[i] = tsc32() - t0;
+        if (w != (long)size || f)
+            errors++;
+    }
+}
+
+/* The same durable write through virtio-blk: a write request, then a flush request. */
+static void loop_hw_disk(uint32_t *out, unsigned long n)
+{
+    for (unsigned long i = 0; i < n; i++) {
+        uint32_t t0 = tsc32();
+        long w = vblk_write(0, payload, (uint32_t)size);
+        long f = vblk_flush();
+        out[i] = tsc32() - t0;
+        if (w || f)
+            errors++;
+    }
+}
+
 /* Interrupts off, except inside `sti; hlt` (sti's shadow makes the pair atomic: an
  * interrupt arriving between them still wakes the hlt), until the handler sets *flag. */
 static volatile int hw_flag[2];
@@ -462,6 +490,8 @@ static const struct bench benches[] = {
     {"hw-console", loop_hw_console, 0},
     {"hw-ipi-rtt", loop_hw_ipi_rtt, PVM_FEAT_SMP},
     {"hw-timer", loop_hw_timer, 0},
+    {"disk", loop_disk, PVM_FEAT_BLOCK_DEVICE},
+    {"hw-disk", loop_hw_disk, 0},
 };
 
 static unsigned long arg_ulong(const char *key, unsigned long dflt)
@@ -520,6 +550,21 @@ static int setup_hw(const char *name)
         kprintf("bench: %s needs the hardware API (pyvmm bench --hw-api boots it with --hw-api)\n", name);
         return 3;
     }
+    if (!strncmp(name, "disk", 16)) {
+        for (unsigned i = 0; i < boot_info->nr_channels && i < PVM_MAX_CHANNELS; i++)
+            if (boot_info->channels[i].kind == PVM_CHANNEL_BLOCK) {
+                disk = boot_info->channels[i].handle;
+                return 0;
+            }
+        return 3;
+    }
+    if (!strncmp(name, "hw-disk", 16)) {
+        if (vblk_init() || vblk_sectors * 512 < size) {
+            kprintf("bench: hw-disk needs a virtio-blk disk of %lu bytes (--hw-api --disk)\n", size);
+            return 3;
+        }
+        return 0;
+    }
     if (!strncmp(name, "hw-console", 16) || !strncmp(name, "console", 16)) {
         for (unsigned long i = 0; i < size; i++)
             payload[i] = (i % 64 == 63) ? '\n' : (uint8_t)('a' + i % 26);
@@ -548,7 +593,7 @@ static int setup_hw(const char *name)
 /* What the bench needs besides its feature bits; 0, or the exit code. */
 static int setup(const char *name)
 {
-    if (!strncmp(name, "hw-", 3) || !strncmp(name, "console", 16))
+    if (!strncmp(name, "hw-", 3) || !strncmp(name, "console", 16) || !strncmp(name, "disk", 16))
         return setup_hw(name);
     if (!strncmp(name, "as-", 3))
         return setup_as(name);

@@ -65,6 +65,8 @@ class BenchClass:
     #: the key of the pyvmm modules serving it (``sc-*`` system-call side, ``hw-*`` hardware).
     workload: str = ""
     serving: str = ""
+    #: Bytes of a temporary ``--disk`` the VM gets (the disk workloads); 0: none.
+    disk: int = 0
 
 
 KIB = 1024
@@ -287,6 +289,28 @@ CLASSES: tuple[BenchClass, ...] = (
                 "console 64 bytes",
                 "hw-console",
             ),
+        )
+    ),
+    # Durable writes: SEND + CHANNEL_FLUSH on a --disk against virtio-blk write + flush requests.
+    *(
+        BenchClass(
+            f"{side}-disk-{label}",
+            title,
+            Group.COMPARE,
+            guest=guest,
+            size=n,
+            features=feats,
+            iter_scale=scale,
+            hw_api=side == "hw",
+            workload=f"disk write+flush {label}",
+            serving=f"{side}-disk",
+            disk=2 * MIB,
+            bytes_per_op=n,
+        )
+        for label, n, scale in (("4k", 4 * KIB, 0.1), ("1m", MIB, 0.02))
+        for side, title, guest, feats in (
+            ("sc", f"SEND {label} to a disk + CHANNEL_FLUSH", "disk", Feature.BLOCK_DEVICE),
+            ("hw", f"virtio-blk write {label} + flush", "hw-disk", NO_FEATURES),
         )
     ),
     # -- baselines measured in the same run

@@ -41,6 +41,8 @@ SERVING: dict[str, tuple[str, ...]] = {
     "hw-notify": (),
     "hw-timer": (),
     "hw-console": ("hw/uart.py", "hw/ports.py", "devices/console.py", "devices/outbuf.py"),
+    "sc-disk": ("paravirt/calls/core.py", "devices/block.py"),
+    "hw-disk": ("hw/virtio_blk.py", "hw/mmio.py", "devices/block.py"),
 }
 
 
@@ -127,12 +129,14 @@ class Probe:
             figures = hw.state_bytes(len(machine.vcpus))
             if serving == "hw-console":
                 return {"uart": figures["uart"]}
+            if serving == "hw-disk":
+                return {"virtio_blk": figures["virtio_blk"]}
             out = {"lapic": figures["lapic"]}
             if serving == "hw-timer":
                 out["tsc_deadline_msr"] = 8 * len(machine.vcpus)
             return out
-        if serving == "sc-console":
-            return {}  # the console has no mutable state: a snapshot records its handle only
+        if serving in ("sc-console", "sc-disk"):
+            return {}  # no mutable device state: a snapshot records the channel's handle and path
         rows = json.dumps(machine.events.export_state(), separators=(",", ":"))
         out = {"event_ports": len(rows.encode())}
         if serving == "sc-timer":

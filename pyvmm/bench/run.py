@@ -154,8 +154,17 @@ def run_guest(cls: BenchClass, p: Params, kernel: Path, probe: Probe | None = No
         f"test=bench bench={cls.guest} iters={p.iters} warmup={p.warmup} reps={p.reps} "
         f"size={cls.size} port={IOEVENTFD_PORT:#x}"
     )
-    with tempfile.TemporaryFile() as console:
+    with tempfile.TemporaryFile() as console, tempfile.TemporaryDirectory(prefix="pyvmm-bench-") as tmp:
+        channels = ()
+        if cls.disk:  # a real file on the temporary directory's filesystem: CHANNEL_FLUSH is its fsync
+            from pyvmm.devices.spec import DiskSpec
+
+            path = os.path.join(tmp, "disk.img")
+            with open(path, "wb") as f:
+                f.truncate(cls.disk)
+            channels = (DiskSpec("disk0", path),)
         config = MachineConfig(
+            channels=channels,
             kernel=kernel,
             memory=_memory_for(cls, p),
             cmdline=cmdline,

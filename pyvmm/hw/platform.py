@@ -12,8 +12,10 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable
 
+from pyvmm.hw.mmio import MmioBus
 from pyvmm.hw.ports import PortBus
 from pyvmm.hw.uart import COM1_BASE, REGISTERS, Uart16550
+from pyvmm.hw.virtio_blk import VIRTIO_MMIO_BASE, WINDOW, VirtioMmioBlock
 from pyvmm.kvm import Cap
 from pyvmm.kvm.constants import MP_STATE_RUNNABLE
 from pyvmm.kvm.structs import KvmLapicState, KvmMpState
@@ -41,11 +43,22 @@ def check_backend(check_extension: Callable[[int], int]) -> None:
 class HwPlatform:
     """The hardware of one ``--hw-api`` VM. Build it on the VM before any vCPU exists."""
 
-    def __init__(self, vm, console_send: Callable[[bytes], int], console_ready: Callable[[int], bool]) -> None:
+    def __init__(
+        self, vm, console_send: Callable[[bytes], int], console_ready: Callable[[int], bool], memory, disk=None
+    ) -> None:
         vm.enable_cap(Cap.SPLIT_IRQCHIP, _IOAPIC_PINS)
         self.uart = Uart16550(console_send, console_ready)
         self.ports = PortBus()
         self.ports.add(COM1_BASE, REGISTERS, self.uart)
+        #: virtio-mmio block at 3 GiB, backed by *disk* (the first --disk), or "no device".
+        self.virtio = VirtioMmioBlock(memory, disk)
+        self.mmio = MmioBus()
+        self.mmio.add(VIRTIO_MMIO_BASE, WINDOW, self.virtio)
+
+    @staticmethod
+    def map_windows(tables, flags: int) -> None:
+        """Map the device window into the kernel's identity map (the guest never writes a PTE)."""
+        tables.map_page(VIRTIO_MMIO_BASE, VIRTIO_MMIO_BASE, flags)
 
     @staticmethod
     def setup_vcpu(fd) -> None:
@@ -55,4 +68,8 @@ class HwPlatform:
     def state_bytes(self, nr_vcpus: int) -> dict[str, int]:
         """What a snapshot must save for this hardware, in bytes, per device: each vCPU's
         ``KVM_GET_LAPIC`` page and the UART's registers (``pyvmm bench --hw-api``)."""
-        return {"lapic": nr_vcpus * ctypes.sizeof(KvmLapicState), "uart": len(self.uart.state().pack())}
+        return {
+            "lapic": nr_vcpus * ctypes.sizeof(KvmLapicState),
+            "uart": len(self.uart.state().pack()),
+            "virtio_blk": self.virtio.state_bytes(),
+        }

@@ -37,6 +37,11 @@ def guest_cpuid(
             if not lapic:
                 e.edx &= ~_LEAF1_EDX_APIC
                 e.ecx &= ~(_LEAF1_ECX_X2APIC | _LEAF1_ECX_TSC_DEADLINE)
+            else:
+                # KVM leaves TSC-deadline out of KVM_GET_SUPPORTED_CPUID even where its LAPIC
+                # emulates it (api.rst: check KVM_CAP_TSC_DEADLINE_TIMER, which --hw-api requires,
+                # and set the bit): SVM does, PVM happens to report it.
+                e.ecx |= _LEAF1_ECX_TSC_DEADLINE
             e.ecx |= _LEAF1_ECX_HYPERVISOR
             # EBX[31:24] initial APIC id (our vCPU id), EBX[23:16] logical CPU count.
             e.ebx = (e.ebx & 0x0000FFFF) | (min(nr_vcpus, 255) << 16) | ((vcpu_id & 0xFF) << 24)
