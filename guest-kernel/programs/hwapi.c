@@ -81,6 +81,80 @@ static int garbage(void)
     return 0;
 }
 
+/* mode=disk: write a pattern through virtio-blk, flush, read it back (the host checks the file). */
+static int disk(void)
+{
+    static uint8_t buf[8192], back[8192];
+    if (vblk_init()) {
+        kprintf("hw: no virtio-blk\n");
+        return 3;
+    }
+    for (unsigned i = 0; i < sizeof buf; i++)
+        buf[i] = (uint8_t)(i * 7 + 1);
+    long w = vblk_write(8, buf, sizeof buf); /* sector 8: byte 4096 */
+    long f = vblk_flush();
+    long r = vblk_read(8, back, sizeof back);
+    long past = vblk_write(vblk_sectors - 1, buf, sizeof buf); /* crosses the end: IOERR */
+    kprintf("hw: virtio-blk sectors=%lu write=%ld flush=%ld read=%ld same=%d past-end=%ld\n",
+            (unsigned long)vblk_sectors, w, f, r, !memcmp(buf, back, sizeof buf), past);
+    return 0;
+}
+
+/* mode=virtio-hostile: a descriptor loop, then (after a reset) a descriptor past RAM;
+ * each must put the device in NEEDS_RESET (0x40) and leave the VM running. */
+#define VBASE 0xc0000000ul
+static inline uint32_t vrd(unsigned off) { return *(volatile uint32_t *)(VBASE + off); }
+static inline void vwr(unsigned off, uint32_t v) { *(volatile uint32_t *)(VBASE + off) = v; }
+static struct {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t flags, next;
+} hdesc[4] __attribute__((aligned(16)));
+static uint16_t havail[8] __attribute__((aligned(2)));
+static uint16_t hused[20] __attribute__((aligned(4)));
+static uint8_t hhdr[16];
+
+static uint32_t hostile_round(uint64_t addr, uint16_t next)
+{
+    vwr(0x070, 0); /* reset */
+    vwr(0x070, 3);
+    vwr(0x024, 1);
+    vwr(0x020, 1); /* VERSION_1 */
+    vwr(0x070, 11);
+    vwr(0x030, 0);
+    vwr(0x038, 4);
+    vwr(0x080, (uint32_t)(uint64_t)hdesc);
+    vwr(0x084, 0);
+    vwr(0x090, (uint32_t)(uint64_t)havail);
+    vwr(0x094, 0);
+    vwr(0x0a0, (uint32_t)(uint64_t)hused);
+    vwr(0x0a4, 0);
+    vwr(0x044, 1);
+    vwr(0x070, 15);
+    hdesc[0].addr = (uint64_t)hhdr;
+    hdesc[0].len = 16;
+    hdesc[0].flags = 1;
+    hdesc[0].next = 1;
+    hdesc[1].addr = addr;
+    hdesc[1].len = 4096;
+    hdesc[1].flags = 1;
+    hdesc[1].next = next;
+    havail[2] = 0; /* ring[0] = head 0 */
+    havail[1] = 1; /* idx */
+    vwr(0x050, 0);
+    return vrd(0x070);
+}
+
+static int virtio_hostile(void)
+{
+    if (vblk_init()) /* leaves a working device behind; we take it over */
+        return 3;
+    uint32_t loop = hostile_round((uint64_t)hhdr, 0); /* 0 -> 1 -> 0 -> ... */
+    uint32_t wild = hostile_round(0xfffffffffffff000ull, 2);
+    kprintf("hw: virtio-hostile loop-status=%#x wild-status=%#x\n", loop, wild);
+    return 0;
+}
+
 static int hwapi_main(void)
 {
     uint32_t a = 1, b, c = 0, d;
@@ -90,9 +164,13 @@ static int hwapi_main(void)
         kprintf("hw: none\n");
         return 0;
     }
-    char mode[16];
+    char mode[16] = "";
     if (cmdline_get("mode", mode, sizeof mode) > 0 && !strncmp(mode, "garbage", sizeof mode))
         return hw_uart ? garbage() : 3;
+    if (!strncmp(mode, "disk", sizeof mode))
+        return disk();
+    if (!strncmp(mode, "virtio-hostile", sizeof mode))
+        return virtio_hostile();
     kprintf("hw: apic_base=%#lx x2apic_id=%lu uart=%d\n", (unsigned long)hw_rdmsr(MSR_APIC_BASE),
             (unsigned long)hw_rdmsr(0x802), hw_uart);
     trap_set_handler(HW_VEC_IPI, on_vector);
