@@ -71,6 +71,8 @@ void evt_scan(void)
 static void upcall(struct trap_frame *tf)
 {
     (void)tf;
+    if (hw_lapic) /* a doorbell delivers through the LAPIC (pyvmm's ExtINT sets no ISR bit: harmless) */
+        lapic_eoi();
     evt_scan();
 }
 

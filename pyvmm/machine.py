@@ -282,7 +282,8 @@ class Machine:
             from pyvmm.hw.platform import HwPlatform
 
             disk = next((c for c in self.channels if isinstance(c, BlockDevice)), None)
-            self.hw = HwPlatform(vm, self.console.send_bytes, self.console.can_send, mem, disk)
+            self.hw = HwPlatform(vm, self.console.send_bytes, self.console.can_send, mem, cfg.vcpus, disk)
+            own.callback(self.hw.close)
             # Uncached, no-execute: a device window (the guest kernel never writes a PTE).
             self.hw.map_windows(
                 self.kernel_tables, Pte.PRESENT | Pte.WRITABLE | Pte.PCD | (Pte.NO_EXECUTE if nx else 0)

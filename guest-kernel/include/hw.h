@@ -54,6 +54,15 @@ static inline void lapic_deadline(uint64_t tsc) { hw_wrmsr(MSR_TSC_DEADLINE, tsc
  * polled driver does: about one port exit per byte. */
 void uart_write(const void *buf, unsigned long len);
 
+/* The in-kernel NOTIFY path (pyvmm/hw/doorbell.py): this port, written with a vCPU id,
+ * raises the upcall vector in that vCPU's LAPIC without an exit to pyvmm. The caller
+ * has set the event bytes in the shared page first (docs/hwapi.md). */
+#define HW_DOORBELL_PORT 0xf6
+static inline void hw_doorbell(unsigned vcpu)
+{
+    __asm__ volatile("outl %0, %w1" : : "a"(vcpu), "d"(HW_DOORBELL_PORT) : "memory");
+}
+
 /* virtio-mmio block (the --hw-api VM's first --disk): 0 when found and set up. */
 int vblk_init(void);
 extern uint64_t vblk_sectors;

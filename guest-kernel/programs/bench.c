@@ -336,6 +336,60 @@ static void loop_hw_ipi_rtt(uint32_t *out, unsigned long n)
     }
 }
 
+/* notify-doorbell: notify-rtt's exchange (event ports bound with EVENT_BIND, the shared
+ * page's bytes, consumed with xchg) with NOTIFY's in-kernel path: the raiser makes
+ * pyvmm's stores itself and rings the target's doorbell, which KVM turns into the
+ * upcall vector in the target's LAPIC; the target waits in HLT, not in BLOCK. */
+static inline uint8_t xchg_u8(volatile uint8_t *p, uint8_t v)
+{
+    __asm__ volatile("xchgb %0, %1" : "+q"(v), "+m"(*p) : : "memory");
+    return v;
+}
+
+static void raise_in_kernel(unsigned port, unsigned target)
+{
+    if (xchg_u8(&shared_info->evtchn_pending[port], 1) || shared_info->evtchn_mask[port])
+        return; /* coalesced with an earlier raise, or masked: no interrupt, as pyvmm does */
+    shared_info->vcpu[target].pending_sel[port / PVM_PORTS_PER_GROUP] = 1;
+    if (!xchg_u8(&shared_info->vcpu[target].upcall_pending, 1))
+        hw_doorbell(target);
+}
+
+static void upcall_eoi(struct trap_frame *tf)
+{
+    (void)tf;
+    lapic_eoi(); /* the waiter's loop consumes the port itself */
+}
+
+static void doorbell_responder(unsigned cpu)
+{
+    irq_disable();
+    /* Here, not in setup: this CPU's events_init_cpu installed the usual upcall (evt_scan,
+     * which would consume the ports before the loops see them); the table is shared. */
+    trap_set_handler(PVM_UPCALL_VECTOR, upcall_eoi);
+    hw_ready = 1;
+    for (;;) {
+        while (!consume(cpu, (unsigned)evt_b))
+            __asm__ volatile("sti; hlt; cli" : : : "memory");
+        if (rtt_stop)
+            break;
+        raise_in_kernel((unsigned)evt_a, 0);
+    }
+    for (;;)
+        __asm__ volatile("sti; hlt; cli" : : : "memory");
+}
+
+static void loop_notify_doorbell(uint32_t *out, unsigned long n)
+{
+    for (unsigned long i = 0; i < n; i++) {
+        uint32_t t0 = tsc32();
+        raise_in_kernel((unsigned)evt_b, 1);
+        while (!consume(0, (unsigned)evt_a))
+            __asm__ volatile("sti; hlt; cli" : : : "memory");
+        out[i] = tsc32() - t0;
+    }
+}
+
 /* hw-timer: the TSC-deadline timer armed size us ahead (one WRMSR), hlt until its
  * interrupt; the sample is the whole time minus the delay, as for `timer`. */
 static void loop_hw_timer(uint32_t *out, unsigned long n)
@@ -490,6 +544,7 @@ static const struct bench benches[] = {
     {"hw-console", loop_hw_console, 0},
     {"hw-ipi-rtt", loop_hw_ipi_rtt, PVM_FEAT_SMP},
     {"hw-timer", loop_hw_timer, 0},
+    {"notify-doorbell", loop_notify_doorbell, PVM_FEAT_EVENTS | PVM_FEAT_SMP},
     {"disk", loop_disk, PVM_FEAT_BLOCK_DEVICE},
     {"hw-disk", loop_hw_disk, 0},
 };
@@ -546,7 +601,7 @@ static int setup_as(const char *name)
 /* The hw-* benches need the --hw-api VM's devices; console-* bytes are printable lines. */
 static int setup_hw(const char *name)
 {
-    if (!strncmp(name, "hw-", 3) && !(hw_lapic && hw_uart)) {
+    if ((!strncmp(name, "hw-", 3) || !strncmp(name, "notify-doorbell", 16)) && !(hw_lapic && hw_uart)) {
         kprintf("bench: %s needs the hardware API (pyvmm bench --hw-api boots it with --hw-api)\n", name);
         return 3;
     }
@@ -583,6 +638,20 @@ static int setup_hw(const char *name)
             __asm__ volatile("pause");
         return 0;
     }
+    if (!strncmp(name, "notify-doorbell", 16)) {
+        if (boot_info->nr_vcpus < 2)
+            return 3;
+        evt_a = (int)evt_bind_ipi(0);
+        evt_b = (int)evt_bind_ipi(1);
+        if (evt_a <= 0 || evt_b <= 0)
+            return 3;
+        irq_disable();
+        if (smp_start(1, doorbell_responder))
+            return 3;
+        while (!hw_ready)
+            __asm__ volatile("pause");
+        return 0;
+    }
     if (!strncmp(name, "hw-timer", 16)) {
         trap_set_handler(HW_VEC_TIMER, hw_vector);
         irq_disable();
@@ -593,7 +662,8 @@ static int setup_hw(const char *name)
 /* What the bench needs besides its feature bits; 0, or the exit code. */
 static int setup(const char *name)
 {
-    if (!strncmp(name, "hw-", 3) || !strncmp(name, "console", 16) || !strncmp(name, "disk", 16))
+    if (!strncmp(name, "hw-", 3) || !strncmp(name, "console", 16) || !strncmp(name, "disk", 16) ||
+        !strncmp(name, "notify-doorbell", 16))
         return setup_hw(name);
     if (!strncmp(name, "as-", 3))
         return setup_as(name);
@@ -690,6 +760,10 @@ static int bench_main(void)
     if (b->loop == loop_hw_ipi_rtt) {
         rtt_stop = 1;
         lapic_ipi(1, HW_VEC_IPI);
+    }
+    if (b->loop == loop_notify_doorbell) {
+        rtt_stop = 1;
+        raise_in_kernel((unsigned)evt_b, 1);
     }
     kprintf("bench: name=%s count=%lu samples=%#lx tsc_khz=%lu errors=%lu\n", name, nsamples,
             (unsigned long)samples, (unsigned long)boot_info->tsc_khz, errors);

@@ -182,6 +182,10 @@ static int hwapi_main(void)
     lapic_deadline(rdtsc() + 100 * boot_info->tsc_khz / 1000); /* 100 us */
     kprintf("hw: tsc-deadline vector=%d\n", wait_set(&got[0], 1000000) ? got[0] : -1);
     got[0] = 0;
+    trap_set_handler(PVM_UPCALL_VECTOR, on_vector);
+    hw_doorbell(0); /* the in-kernel NOTIFY path, to ourselves */
+    kprintf("hw: doorbell vector=%d\n", wait_set(&got[0], 1000000) ? got[0] : -1);
+    got[0] = 0;
     if (boot_info->nr_vcpus > 1 && !smp_start(1, responder)) {
         uint64_t end = rdtsc() + 10000 * boot_info->tsc_khz; /* up to 10 s for vCPU 1 to come up */
         while (!ready && rdtsc() < end)

@@ -67,6 +67,9 @@ class BenchClass:
     serving: str = ""
     #: Bytes of a temporary ``--disk`` the VM gets (the disk workloads); 0: none.
     disk: int = 0
+    #: The comparison table's API column: "syscall", "hardware", or "syscall+kernel" (the
+    #: system-call ABI's events with NOTIFY's in-kernel doorbell, pyvmm.hw.doorbell).
+    api: str = ""
 
 
 KIB = 1024
@@ -290,6 +293,21 @@ CLASSES: tuple[BenchClass, ...] = (
                 "hw-console",
             ),
         )
+    ),
+    # NOTIFY's in-kernel path: the same events ABI, the interrupt through a doorbell (ioeventfd =
+    # irqfd) into the target's LAPIC; needs the in-kernel LAPIC, so it runs in a --hw-api VM.
+    BenchClass(
+        "sc-notify-kernel",
+        "NOTIFY via in-kernel doorbell + HLT, 2 vCPUs",
+        Group.COMPARE,
+        guest="notify-doorbell",
+        features=_EV | Feature.SMP,
+        vcpus=2,
+        iter_scale=0.25,
+        hw_api=True,
+        workload="notify round trip",
+        serving="sc-notify-kernel",
+        api="syscall+kernel",
     ),
     # Durable writes: SEND + CHANNEL_FLUSH on a --disk against virtio-blk write + flush requests.
     *(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable
 
+from pyvmm.hw.doorbell import Doorbells
 from pyvmm.hw.mmio import MmioBus
 from pyvmm.hw.ports import PortBus
 from pyvmm.hw.uart import COM1_BASE, REGISTERS, Uart16550
@@ -44,9 +45,17 @@ class HwPlatform:
     """The hardware of one ``--hw-api`` VM. Build it on the VM before any vCPU exists."""
 
     def __init__(
-        self, vm, console_send: Callable[[bytes], int], console_ready: Callable[[int], bool], memory, disk=None
+        self,
+        vm,
+        console_send: Callable[[bytes], int],
+        console_ready: Callable[[int], bool],
+        memory,
+        nr_vcpus: int,
+        disk=None,
     ) -> None:
         vm.enable_cap(Cap.SPLIT_IRQCHIP, _IOAPIC_PINS)
+        #: The in-kernel NOTIFY path (pyvmm.hw.doorbell): an ioeventfd per vCPU that is its irqfd.
+        self.doorbells = Doorbells(vm, nr_vcpus)
         self.uart = Uart16550(console_send, console_ready)
         self.ports = PortBus()
         self.ports.add(COM1_BASE, REGISTERS, self.uart)
@@ -54,6 +63,9 @@ class HwPlatform:
         self.virtio = VirtioMmioBlock(memory, disk)
         self.mmio = MmioBus()
         self.mmio.add(VIRTIO_MMIO_BASE, WINDOW, self.virtio)
+
+    def close(self) -> None:
+        self.doorbells.close()
 
     @staticmethod
     def map_windows(tables, flags: int) -> None:
