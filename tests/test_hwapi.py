@@ -34,6 +34,7 @@ def test_hw_api_vm_has_x2apic_ipis_tsc_deadline_timer_and_com1():
     assert "x2apic_id=0 uart=1" in run.stdout  # the line came through COM1 (uart=1 switched the console)
     assert "hw: self-ipi vector=33" in run.stdout
     assert "hw: tsc-deadline vector=34" in run.stdout
+    assert "hw: doorbell vector=32" in run.stdout  # NOTIFY's in-kernel path: port 0xf6 -> our upcall vector
     assert "hw: ipi-rtt vector=33" in run.stdout  # vCPU 1 took our IPI in HLT and answered
 
 
@@ -80,7 +81,7 @@ def test_hw_api_refuses_snapshots_in_one_line(tmp_path):
 @pytest.mark.kvm
 def test_bench_hw_api_compares_both_sides(tmp_path: Path):
     out = tmp_path / "b.json"
-    only = "sc-notify-rtt,hw-ipi-rtt,sc-console-64,hw-console-64"
+    only = "sc-notify-rtt,hw-ipi-rtt,sc-notify-kernel,sc-console-64,hw-console-64"
     run = pyvmm("bench", "--hw-api", "--only", only, "--iters", "40", "--reps", "1", "--json", str(out), timeout=300)
     assert run.returncode == 0, run
     assert "system-call API vs hardware API, per operation" in run.stdout
@@ -89,6 +90,7 @@ def test_bench_hw_api_compares_both_sides(tmp_path: Path):
     # What the table is for, observably: the LAPIC path never reaches pyvmm, the syscall one
     # does (NOTIFY+BLOCK, then the answer's BLOCK return); the UART takes an exit per byte.
     assert rtt["hardware"]["exits_to_pyvmm_per_op"] < 0.5
+    assert rtt["syscall+kernel"]["exits_to_pyvmm_per_op"] < 0.5  # the doorbell never reaches pyvmm
     assert rtt["syscall"]["exits_to_pyvmm_per_op"] >= 1
     assert console["hardware"]["exits_to_pyvmm_per_op"] >= 64
     assert console["syscall"]["exits_to_pyvmm_per_op"] < 2
