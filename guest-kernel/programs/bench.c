@@ -19,6 +19,7 @@
  * at AS_VA); as-fault runs CPL3 tasks (task.c) that time their own faults. */
 #include "arch.h"
 #include "as.h"
+#include "bench.h"
 #include "events.h"
 #include "hw.h"
 #include "lib.h"
@@ -37,52 +38,6 @@ static unsigned long size, port_arg;
 static unsigned sink;
 static int evt_self, evt_a, evt_b; /* event ports: ours, vCPU 0's, vCPU 1's */
 static struct pvm_multicall_entry batch[MAX_BATCH];
-
-static inline uint32_t tsc32(void)
-{
-    uint32_t lo;
-    __asm__ volatile("rdtsc" : "=a"(lo) : : "rdx", "memory");
-    return lo;
-}
-
-/* One hypercall timed by the TSC, every argument loaded before the window opens:
- * the window is rdtsc, 3 register moves, the OUT and rdtsc, the same for every
- * call with arguments; two moves more than loop_null's (rdtsc writes rdx, so a2
- * moves into rdx inside the window, and the result out of rax). */
-static inline uint32_t timed_hc(unsigned long nr, unsigned long a0, unsigned long a1, unsigned long a2,
-                                unsigned long a3, unsigned long a4, long *ret)
-{
-    register unsigned long r10 __asm__("r10") = a3;
-    register unsigned long r8 __asm__("r8") = a4;
-    uint32_t dt, t0;
-    unsigned long res, rdx;
-    __asm__ volatile("rdtsc\n\t"
-                     "mov %%eax, %[t0]\n\t"
-                     "mov %[a2], %%rdx\n\t"
-                     "mov %[nr], %%rax\n\t"
-                     "outl %%eax, %[port]\n\t"
-                     "mov %%rax, %[res]\n\t"
-                     "rdtsc\n\t"
-                     "sub %[t0], %%eax"
-                     : "=&a"(dt), "=&d"(rdx), [t0] "=&r"(t0), [res] "=&r"(res)
-                     : [nr] "r"(nr), "D"(a0), "S"(a1), [a2] "r"(a2), "r"(r10), "r"(r8),
-                       [port] "i"(PVM_HYPERCALL_PORT)
-                     : "memory");
-    (void)rdx;
-    *ret = (long)res;
-    return dt;
-}
-
-/* Consume a port raised for `cpu` with interrupts off (no upcall taken). */
-static inline int consume(unsigned cpu, unsigned port)
-{
-    volatile uint8_t *up = &shared_info->vcpu[cpu].upcall_pending;
-    volatile uint8_t *p = &shared_info->evtchn_pending[port];
-    uint8_t zero = 0, v = 0;
-    __asm__ volatile("xchgb %0, %1" : "+q"(zero), "+m"(*up) : : "memory");
-    __asm__ volatile("xchgb %0, %1" : "+q"(v), "+m"(*p) : : "memory");
-    return v;
-}
 
 /* -- the timed loops: each writes n samples at out ---------------------------------- */
 /* loop_null's window without the OUT: what the timing itself adds. */
@@ -238,169 +193,6 @@ static void loop_rtt(uint32_t *out, unsigned long n)
         uint32_t dt = tsc32() - t0;
         if (!rtt_oneway)
             out[i] = dt;
-    }
-}
-
-/* -- the same workloads through the hardware API (pyvmm bench --hw-api, docs/hwapi.md) -- */
-/* SEND of size bytes to the console (handle 0): the system-call side of console-N. */
-static void loop_console(uint32_t *out, unsigned long n)
-{
-    long r;
-    for (unsigned long i = 0; i < n; i++) {
-        out[i] = timed_hc(PVM_HC_SEND, PVM_CONSOLE_HANDLE, (unsigned long)payload, size, 0, 0, &r);
-        if (r != (long)size)
-            errors++;
-    }
-}
-
-/* The same bytes through COM1's 16550, polled (LSR once per 16 bytes, then THR writes). */
-static void loop_hw_console(uint32_t *out, unsigned long n)
-{
-    for (unsigned long i = 0; i < n; i++) {
-        uint32_t t0 = tsc32();
-        uart_write(payload, size);
-        out[i] = tsc32() - t0;
-    }
-}
-
-/* disk-N: SEND of size bytes at offset 0 of the first block channel, then CHANNEL_FLUSH
- * (fsync): a durable write through the system-call API. */
-static unsigned disk;
-static void loop_disk(uint32_t *out, unsigned long n)
-{
-    for (unsigned long i = 0; i < n; i++) {
-        uint32_t t0 = tsc32();
-        long w = pvm_hc_send(disk, (unsigned long)payload, size, 0);
-        long f = pvm_hc_channel_flush(disk);
-        out[i] = tsc32() - t0;
-        if (w != (long)size || f)
-            errors++;
-    }
-}
-
-/* The same durable write through virtio-blk: a write request, then a flush request. */
-static void loop_hw_disk(uint32_t *out, unsigned long n)
-{
-    for (unsigned long i = 0; i < n; i++) {
-        uint32_t t0 = tsc32();
-        long w = vblk_write(0, payload, (uint32_t)size);
-        long f = vblk_flush();
-        out[i] = tsc32() - t0;
-        if (w || f)
-            errors++;
-    }
-}
-
-/* Interrupts off, except inside `sti; hlt` (sti's shadow makes the pair atomic: an
- * interrupt arriving between them still wakes the hlt), until the handler sets *flag. */
-static volatile int hw_flag[2];
-static inline void hw_wait(volatile int *flag)
-{
-    while (!*flag)
-        __asm__ volatile("sti; hlt; cli" : : : "memory");
-    *flag = 0;
-}
-
-static void hw_vector(struct trap_frame *tf)
-{
-    (void)tf;
-    hw_flag[this_cpu()] = 1;
-    lapic_eoi();
-}
-
-/* hw-ipi-rtt: vCPU 0 sends vCPU 1 an IPI (one ICR write) and halts; vCPU 1's handler
- * EOIs, and it answers with an IPI the same way: notify-rtt's exchange, in hardware. */
-static volatile int hw_ready;
-static void hw_responder(unsigned cpu)
-{
-    (void)cpu;
-    irq_disable();
-    hw_ready = 1; /* our APIC is enabled now: an IPI sent earlier would have been dropped */
-    for (;;) {
-        hw_wait(&hw_flag[1]);
-        if (rtt_stop)
-            break;
-        lapic_ipi(0, HW_VEC_IPI);
-    }
-    for (;;)
-        __asm__ volatile("sti; hlt; cli" : : : "memory");
-}
-
-static void loop_hw_ipi_rtt(uint32_t *out, unsigned long n)
-{
-    for (unsigned long i = 0; i < n; i++) {
-        uint32_t t0 = tsc32();
-        lapic_ipi(1, HW_VEC_IPI);
-        hw_wait(&hw_flag[0]);
-        out[i] = tsc32() - t0;
-    }
-}
-
-/* notify-doorbell: notify-rtt's exchange (event ports bound with EVENT_BIND, the shared
- * page's bytes, consumed with xchg) with NOTIFY's in-kernel path: the raiser makes
- * pyvmm's stores itself and rings the target's doorbell, which KVM turns into the
- * upcall vector in the target's LAPIC; the target waits in HLT, not in BLOCK. */
-static inline uint8_t xchg_u8(volatile uint8_t *p, uint8_t v)
-{
-    __asm__ volatile("xchgb %0, %1" : "+q"(v), "+m"(*p) : : "memory");
-    return v;
-}
-
-static void raise_in_kernel(unsigned port, unsigned target)
-{
-    if (xchg_u8(&shared_info->evtchn_pending[port], 1) || shared_info->evtchn_mask[port])
-        return; /* coalesced with an earlier raise, or masked: no interrupt, as pyvmm does */
-    shared_info->vcpu[target].pending_sel[port / PVM_PORTS_PER_GROUP] = 1;
-    if (!xchg_u8(&shared_info->vcpu[target].upcall_pending, 1))
-        hw_doorbell(target);
-}
-
-static void upcall_eoi(struct trap_frame *tf)
-{
-    (void)tf;
-    lapic_eoi(); /* the waiter's loop consumes the port itself */
-}
-
-static void doorbell_responder(unsigned cpu)
-{
-    irq_disable();
-    /* Here, not in setup: this CPU's events_init_cpu installed the usual upcall (evt_scan,
-     * which would consume the ports before the loops see them); the table is shared. */
-    trap_set_handler(PVM_UPCALL_VECTOR, upcall_eoi);
-    hw_ready = 1;
-    for (;;) {
-        while (!consume(cpu, (unsigned)evt_b))
-            __asm__ volatile("sti; hlt; cli" : : : "memory");
-        if (rtt_stop)
-            break;
-        raise_in_kernel((unsigned)evt_a, 0);
-    }
-    for (;;)
-        __asm__ volatile("sti; hlt; cli" : : : "memory");
-}
-
-static void loop_notify_doorbell(uint32_t *out, unsigned long n)
-{
-    for (unsigned long i = 0; i < n; i++) {
-        uint32_t t0 = tsc32();
-        raise_in_kernel((unsigned)evt_b, 1);
-        while (!consume(0, (unsigned)evt_a))
-            __asm__ volatile("sti; hlt; cli" : : : "memory");
-        out[i] = tsc32() - t0;
-    }
-}
-
-/* hw-timer: the TSC-deadline timer armed size us ahead (one WRMSR), hlt until its
- * interrupt; the sample is the whole time minus the delay, as for `timer`. */
-static void loop_hw_timer(uint32_t *out, unsigned long n)
-{
-    uint64_t delay_tsc = size * boot_info->tsc_khz / 1000;
-    for (unsigned long i = 0; i < n; i++) {
-        uint32_t t0 = tsc32();
-        lapic_deadline(rdtsc() + delay_tsc);
-        hw_wait(&hw_flag[0]);
-        uint32_t dt = tsc32() - t0;
-        out[i] = dt > delay_tsc ? dt - (uint32_t)delay_tsc : 0;
     }
 }
 
@@ -598,73 +390,12 @@ static int setup_as(const char *name)
     return 0;
 }
 
-/* The hw-* benches need the --hw-api VM's devices; console-* bytes are printable lines. */
-static int setup_hw(const char *name)
-{
-    if ((!strncmp(name, "hw-", 3) || !strncmp(name, "notify-doorbell", 16)) && !(hw_lapic && hw_uart)) {
-        kprintf("bench: %s needs the hardware API (pyvmm bench --hw-api boots it with --hw-api)\n", name);
-        return 3;
-    }
-    if (!strncmp(name, "disk", 16)) {
-        for (unsigned i = 0; i < boot_info->nr_channels && i < PVM_MAX_CHANNELS; i++)
-            if (boot_info->channels[i].kind == PVM_CHANNEL_BLOCK) {
-                disk = boot_info->channels[i].handle;
-                return 0;
-            }
-        return 3;
-    }
-    if (!strncmp(name, "hw-disk", 16)) {
-        if (vblk_init() || vblk_sectors * 512 < size) {
-            kprintf("bench: hw-disk needs a virtio-blk disk of %lu bytes (--hw-api --disk)\n", size);
-            return 3;
-        }
-        return 0;
-    }
-    if (!strncmp(name, "hw-console", 16) || !strncmp(name, "console", 16)) {
-        for (unsigned long i = 0; i < size; i++)
-            payload[i] = (i % 64 == 63) ? '\n' : (uint8_t)('a' + i % 26);
-        return 0;
-    }
-    if (!strncmp(name, "hw-ipi-rtt", 16)) {
-        if (boot_info->nr_vcpus < 2) {
-            kprintf("bench: %s needs 2 vCPUs\n", name);
-            return 3;
-        }
-        trap_set_handler(HW_VEC_IPI, hw_vector);
-        irq_disable();
-        if (smp_start(1, hw_responder))
-            return 3;
-        while (!hw_ready)
-            __asm__ volatile("pause");
-        return 0;
-    }
-    if (!strncmp(name, "notify-doorbell", 16)) {
-        if (boot_info->nr_vcpus < 2)
-            return 3;
-        evt_a = (int)evt_bind_ipi(0);
-        evt_b = (int)evt_bind_ipi(1);
-        if (evt_a <= 0 || evt_b <= 0)
-            return 3;
-        irq_disable();
-        if (smp_start(1, doorbell_responder))
-            return 3;
-        while (!hw_ready)
-            __asm__ volatile("pause");
-        return 0;
-    }
-    if (!strncmp(name, "hw-timer", 16)) {
-        trap_set_handler(HW_VEC_TIMER, hw_vector);
-        irq_disable();
-    }
-    return 0;
-}
-
 /* What the bench needs besides its feature bits; 0, or the exit code. */
 static int setup(const char *name)
 {
-    if (!strncmp(name, "hw-", 3) || !strncmp(name, "console", 16) || !strncmp(name, "disk", 16) ||
-        !strncmp(name, "notify-doorbell", 16))
-        return setup_hw(name);
+    int hw = bench_hw_setup(name, payload, size); /* the comparison's benches (bench_hw.c) */
+    if (hw >= 0)
+        return hw;
     if (!strncmp(name, "as-", 3))
         return setup_as(name);
     if (!strncmp(name, "send", 8) && find_sink()) {
@@ -757,14 +488,8 @@ static int bench_main(void)
         rtt_stop = 1;
         pvm_notify((unsigned)evt_b);
     }
-    if (b->loop == loop_hw_ipi_rtt) {
-        rtt_stop = 1;
-        lapic_ipi(1, HW_VEC_IPI);
-    }
-    if (b->loop == loop_notify_doorbell) {
-        rtt_stop = 1;
-        raise_in_kernel((unsigned)evt_b, 1);
-    }
+    bench_hw_stop();
+    errors += bench_hw_errors;
     kprintf("bench: name=%s count=%lu samples=%#lx tsc_khz=%lu errors=%lu\n", name, nsamples,
             (unsigned long)samples, (unsigned long)boot_info->tsc_khz, errors);
     return 0;
