@@ -1,6 +1,7 @@
 #include "events.h"
 
 #include "arch.h"
+#include "hw.h"
 #include "lib.h"
 
 #define MSR_GS_BASE 0xc0000101u
@@ -70,6 +71,8 @@ void evt_scan(void)
 static void upcall(struct trap_frame *tf)
 {
     (void)tf;
+    if (hw_lapic) /* a doorbell delivers through the LAPIC (pyvmm's ExtINT sets no ISR bit: harmless) */
+        lapic_eoi();
     evt_scan();
 }
 
@@ -146,6 +149,7 @@ void secondary_main(unsigned long cpu)
 {
     arch_init_secondary();
     events_init_cpu((unsigned)cpu);
+    hw_init_cpu();
     smp_fn[cpu]((unsigned)cpu);
     for (;;)
         pvm_block(0);

@@ -29,6 +29,7 @@ __attribute__((noreturn)) void kmain(const struct pvm_boot_info *bi)
 
     arch_init(); /* after the banner: its cost does not delay the first hypercall */
     events_init_cpu(0);
+    hw_init_cpu();
     int code = 0;
     if (cmdline_get("test", arg, sizeof arg) >= 0) {
         const struct program *p = find_program(arg);

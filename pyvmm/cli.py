@@ -69,6 +69,7 @@ def run(
     no_seccomp: Annotated[bool, _option("no_seccomp")] = False,
     snapshot_dir: Annotated[Optional[str], _option("snapshot_dir")] = None,  # noqa: UP045
     snapshot_on: Annotated[Optional[str], _option("snapshot_on")] = None,  # noqa: UP045
+    hw_api: Annotated[bool, _option("hw_api")] = False,
 ) -> None:
     """Boot a guest, stream its console, and exit with its exit code."""
     from pyvmm.runner import run_guest
@@ -92,6 +93,7 @@ def run(
         no_seccomp=no_seccomp,
         snapshot_dir=snapshot_dir,
         snapshot_on=snapshot_on,
+        hw_api=hw_api,
     )
     raise typer.Exit(run_guest(opts))
 
@@ -228,6 +230,13 @@ def bench(
         typer.Option("--reps", help="Repetitions per class.", metavar="N", parser=_strict(ascii_int)),
     ] = None,
     list_classes: Annotated[bool, typer.Option("--list", help="List the benchmark classes and exit.")] = False,
+    hw_api: Annotated[
+        bool,
+        typer.Option(
+            "--hw-api",
+            help="Compare the system-call API with the hardware API (LAPIC, UART), workload by workload.",
+        ),
+    ] = False,
 ) -> None:
     """Hypercall latency per class, with same-run baselines (C exit loop, in-kernel exit, syscall)."""
     from pyvmm.bench.cli import bench_main
@@ -242,6 +251,7 @@ def bench(
             warmup=warmup,
             reps=reps,
             list_classes=list_classes,
+            hw_api=hw_api,
         )
     )
 

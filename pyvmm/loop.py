@@ -35,12 +35,16 @@ from pyvmm.x86.boot import RFLAGS_IF, boot_regs
 
 if TYPE_CHECKING:
     from pyvmm.debughook import VcpuDebugger
+    from pyvmm.hw.mmio import MmioBus
+    from pyvmm.hw.ports import PortBus
     from pyvmm.paravirt.events import EventChannels
     from pyvmm.paravirt.services import Timers, VcpuSet
     from pyvmm.vcpu import Vcpu
 
 _EXIT_INTR = int(ExitReason.INTR)
 _EXIT_HLT = int(ExitReason.HLT)
+_EXIT_IO = int(ExitReason.IO)
+_EXIT_MMIO = int(ExitReason.MMIO)
 _EXIT_IRQ_WINDOW = int(ExitReason.IRQ_WINDOW_OPEN)
 _EXIT_SHUTDOWN = int(ExitReason.SHUTDOWN)
 _EXIT_DEBUG = int(ExitReason.DEBUG)
@@ -70,6 +74,10 @@ class LoopEnv:
     on_exit: Callable[[int, int], None] | None = None
     #: ``pyvmm run --gdb`` (:mod:`pyvmm.debughook`): asked at thread start and on debug exits only.
     debugger: VcpuDebugger | None = None
+    #: ``--hw-api``: the emulated port devices (:mod:`pyvmm.hw.ports`); None in the default VM.
+    ports: PortBus | None = None
+    #: ``--hw-api``: the emulated MMIO devices (:mod:`pyvmm.hw.mmio`); None in the default VM.
+    mmio: MmioBus | None = None
 
 
 #: A loop: ``loop(vcpu, env) -> Outcome``; raises ``KvmError`` (and lets a VMM bug through).
@@ -267,6 +275,10 @@ def handle_slow_exit(vcpu: Vcpu, env: LoopEnv) -> Outcome:
         run.request_interrupt_window = 0
         vcpu.retry_upcall()  # the window is open: the loop injects now
         return CONTINUE
+    if reason == _EXIT_IO and env.ports is not None and env.ports.handle(run, vcpu.fd.run_bytes):
+        return CONTINUE  # a --hw-api device (the UART): served, the guest goes on
+    if reason == _EXIT_MMIO and env.mmio is not None and env.mmio.handle(run):
+        return CONTINUE  # the --hw-api virtio-mmio window
     if reason == _EXIT_HLT:
         return halt(vcpu, env)
     if env.debugger is not None and (reason == _EXIT_DEBUG or reason == _EXIT_INTERNAL_ERROR):

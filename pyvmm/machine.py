@@ -60,6 +60,7 @@ if TYPE_CHECKING:
 __all__ = ["BootTimes", "Machine", "MachineConfig", "MachineError", "RunResult", "StopReason"]
 
 MIN_MEMORY = 4 << 20
+HW_API_MAX_MEMORY = 3 << 30  # below pyvmm.hw.virtio_blk.VIRTIO_MMIO_BASE
 MAX_MEMORY = 64 << 30
 # Three pages KVM may use for real-mode emulation on Intel; outside guest RAM.
 TSS_ADDR = 0xFFFB_D000
@@ -96,6 +97,9 @@ class MachineConfig:
     restore: Restorable | None = None
     #: Where snapshots go (``--snapshot-dir``, ``VM.snapshot``); None: SNAPSHOT is -ENOSYS.
     snapshot_dir: SnapshotDir | None = None
+    #: ``--hw-api``: add KVM's in-kernel LAPIC (x2APIC, TSC-deadline timer) and a 16550 UART
+    #: at COM1 (:mod:`pyvmm.hw`); the default VM has no emulated hardware at all.
+    hw_api: bool = False
 
 
 @dataclass
@@ -126,6 +130,10 @@ def _check_config(cfg: MachineConfig) -> None:
         raise MachineError(f"--vcpus must be between 1 and {abi.MAX_VCPUS}")
     if len(cmdline_bytes(cfg.cmdline)) > abi.CMDLINE_MAX:
         raise MachineError(f"--cmdline is longer than {abi.CMDLINE_MAX} bytes")
+    if cfg.hw_api and (cfg.restore is not None or cfg.snapshot_dir is not None):
+        raise MachineError("--hw-api: snapshots do not save the local APIC or the UART yet")
+    if cfg.hw_api and cfg.memory > HW_API_MAX_MEMORY:
+        raise MachineError("--hw-api: at most 3 GiB of --memory (the virtio-mmio window is at 3 GiB)")
 
 
 def cmdline_bytes(cmdline: str) -> bytes:
@@ -224,6 +232,13 @@ class Machine:
         # A host property, asked before the VM exists (as Firecracker does at start-up).
         supported = kvm.supported_cpuid()
         self.times.create_start = time.monotonic_ns()
+        if cfg.hw_api:  # asked first: a backend without the hardware refuses in one line
+            from pyvmm.hw.platform import HwApiError, check_backend
+
+            try:
+                check_backend(kvm.check_extension)
+            except HwApiError as e:
+                raise MachineError(str(e)) from None
         self.vm = vm = kvm.create_vm()
         own.callback(vm.close)
         try:
@@ -267,6 +282,18 @@ class Machine:
 
         self.channels = self._open_channels()
         own.callback(self.channels.close)  # disks fsync'd, peers see the stream close
+        self.hw = None
+        if cfg.hw_api:  # before the vCPUs: KVM wants the split irqchip first
+            from pyvmm.devices.block import BlockDevice
+            from pyvmm.hw.platform import HwPlatform
+
+            disk = next((c for c in self.channels if isinstance(c, BlockDevice)), None)
+            self.hw = HwPlatform(vm, self.console.send_bytes, self.console.can_send, mem, cfg.vcpus, disk)
+            own.callback(self.hw.close)
+            # Uncached, no-execute: a device window (the guest kernel never writes a PTE).
+            self.hw.map_windows(
+                self.kernel_tables, Pte.PRESENT | Pte.WRITABLE | Pte.PCD | (Pte.NO_EXECUTE if nx else 0)
+            )
         self.vcpus = VcpuSet(self._vcpu_thread)
         self.events = EventChannels(mem, self.channels, self.vcpus)
         own.callback(self.events.close)
@@ -296,12 +323,19 @@ class Machine:
             own.callback(fd.close)
             self.vcpus.add(Vcpu(i, fd))
             if restore is None:
-                fd.set_cpuid2(guest_cpuid(supported, i, cfg.vcpus))
+                fd.set_cpuid2(guest_cpuid(supported, i, cfg.vcpus, lapic=cfg.hw_api))
                 sregs = boot.long_mode_sregs(fd.get_sregs(), cr3=self.kernel_tables.root, gdt_gpa=Layout.GDT, nx=nx)
+                if self.hw is None:
+                    # No APIC: IA32_APIC_BASE globally disabled, as on a CPU without one. KVM
+                    # derives CPUID.1:EDX.APIC from its enable bit at run time, so without
+                    # this the guest would see an APIC bit that guest_cpuid cleared.
+                    sregs.apic_base = 0
                 fd.set_sregs(sregs)
                 fd.set_fpu(boot.boot_fpu())
                 fd.set_msrs(boot.boot_msrs())
             fd.enable_sync_regs()
+            if self.hw is not None:
+                self.hw.setup_vcpu(fd)
         boot_cpu = self.vcpus[0].fd
         self.tsc_khz = _tsc_khz(boot_cpu)
         if restore is not None:
@@ -346,6 +380,8 @@ class Machine:
             on_first_hypercall=self.times.set_first_hypercall,
             on_exit=_exit_hooks(tuple(self._exit_hooks)),
             debugger=self._debugger,
+            ports=None if self.hw is None else self.hw.ports,
+            mmio=None if self.hw is None else self.hw.mmio,
         )
 
     def attach_debugger(self, debugger: VcpuDebugger) -> None:

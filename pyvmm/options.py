@@ -111,6 +111,13 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
         "Snapshot the running VM into --snapshot-dir when this signal arrives (e.g. SIGUSR1).",
         "SIGNAL",
     ),
+    OptionSpec(
+        "hw_api",
+        ("--hw-api",),
+        bool,
+        "Add emulated hardware: KVM's in-kernel local APIC (x2APIC, TSC-deadline timer) and a "
+        "16550 UART at COM1, the guest's console (docs/hwapi.md).",
+    ),
 )
 
 #: ``pyvmm restore DIR``: what a restored VM may be given (docs/snapshot.md).
@@ -166,6 +173,7 @@ class RunOptions:
     no_seccomp: bool = False
     snapshot_dir: str | None = None
     snapshot_on: str | None = None
+    hw_api: bool = False
     extra: dict = field(default_factory=dict)
 
 

@@ -123,6 +123,7 @@ def run_guest(opts: RunOptions) -> int:
         kvm_path=os.environ.get("PYVMM_KVM_DEVICE", "/dev/kvm"),
         extra_channels=ext.devices() if ext else (),
         snapshot_dir=snapshot_dir,
+        hw_api=opts.hw_api,
     )
     try:
         machine = Machine(config)

@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include "hw.h" /* the --hw-api hardware, which kmain and secondaries bring up too */
+
 #define IDT_VECTORS 48
 
 /* GDT selectors, the same layout as the VMM's boot GDT (see docs/abi.md). */

@@ -19,7 +19,9 @@
  * at AS_VA); as-fault runs CPL3 tasks (task.c) that time their own faults. */
 #include "arch.h"
 #include "as.h"
+#include "bench.h"
 #include "events.h"
+#include "hw.h"
 #include "lib.h"
 #include "programs.h"
 #include "task.h"
@@ -36,52 +38,6 @@ static unsigned long size, port_arg;
 static unsigned sink;
 static int evt_self, evt_a, evt_b; /* event ports: ours, vCPU 0's, vCPU 1's */
 static struct pvm_multicall_entry batch[MAX_BATCH];
-
-static inline uint32_t tsc32(void)
-{
-    uint32_t lo;
-    __asm__ volatile("rdtsc" : "=a"(lo) : : "rdx", "memory");
-    return lo;
-}
-
-/* One hypercall timed by the TSC, every argument loaded before the window opens:
- * the window is rdtsc, 3 register moves, the OUT and rdtsc, the same for every
- * call with arguments; two moves more than loop_null's (rdtsc writes rdx, so a2
- * moves into rdx inside the window, and the result out of rax). */
-static inline uint32_t timed_hc(unsigned long nr, unsigned long a0, unsigned long a1, unsigned long a2,
-                                unsigned long a3, unsigned long a4, long *ret)
-{
-    register unsigned long r10 __asm__("r10") = a3;
-    register unsigned long r8 __asm__("r8") = a4;
-    uint32_t dt, t0;
-    unsigned long res, rdx;
-    __asm__ volatile("rdtsc\n\t"
-                     "mov %%eax, %[t0]\n\t"
-                     "mov %[a2], %%rdx\n\t"
-                     "mov %[nr], %%rax\n\t"
-                     "outl %%eax, %[port]\n\t"
-                     "mov %%rax, %[res]\n\t"
-                     "rdtsc\n\t"
-                     "sub %[t0], %%eax"
-                     : "=&a"(dt), "=&d"(rdx), [t0] "=&r"(t0), [res] "=&r"(res)
-                     : [nr] "r"(nr), "D"(a0), "S"(a1), [a2] "r"(a2), "r"(r10), "r"(r8),
-                       [port] "i"(PVM_HYPERCALL_PORT)
-                     : "memory");
-    (void)rdx;
-    *ret = (long)res;
-    return dt;
-}
-
-/* Consume a port raised for `cpu` with interrupts off (no upcall taken). */
-static inline int consume(unsigned cpu, unsigned port)
-{
-    volatile uint8_t *up = &shared_info->vcpu[cpu].upcall_pending;
-    volatile uint8_t *p = &shared_info->evtchn_pending[port];
-    uint8_t zero = 0, v = 0;
-    __asm__ volatile("xchgb %0, %1" : "+q"(zero), "+m"(*up) : : "memory");
-    __asm__ volatile("xchgb %0, %1" : "+q"(v), "+m"(*p) : : "memory");
-    return v;
-}
 
 /* -- the timed loops: each writes n samples at out ---------------------------------- */
 /* loop_null's window without the OUT: what the timing itself adds. */
@@ -376,6 +332,13 @@ static const struct bench benches[] = {
     {"as-fault-vmm", loop_as_fault_vmm, PVM_FEAT_ADDRESS_SPACES},
     {"as-fault", loop_as_fault, PVM_FEAT_ADDRESS_SPACES},
     {"as-syscall", loop_user_syscall, PVM_FEAT_ADDRESS_SPACES},
+    {"console", loop_console, 0},
+    {"hw-console", loop_hw_console, 0},
+    {"hw-ipi-rtt", loop_hw_ipi_rtt, PVM_FEAT_SMP},
+    {"hw-timer", loop_hw_timer, 0},
+    {"notify-doorbell", loop_notify_doorbell, PVM_FEAT_EVENTS | PVM_FEAT_SMP},
+    {"disk", loop_disk, PVM_FEAT_BLOCK_DEVICE},
+    {"hw-disk", loop_hw_disk, 0},
 };
 
 static unsigned long arg_ulong(const char *key, unsigned long dflt)
@@ -430,6 +393,9 @@ static int setup_as(const char *name)
 /* What the bench needs besides its feature bits; 0, or the exit code. */
 static int setup(const char *name)
 {
+    int hw = bench_hw_setup(name, payload, size); /* the comparison's benches (bench_hw.c) */
+    if (hw >= 0)
+        return hw;
     if (!strncmp(name, "as-", 3))
         return setup_as(name);
     if (!strncmp(name, "send", 8) && find_sink()) {
@@ -463,6 +429,16 @@ static int setup(const char *name)
             batch[i].nr = PVM_HC_NULL;
     }
     return 0;
+}
+
+/* Tell the host where the timed phase starts (0) and ends (1), when it registered the
+ * marker (extension hypercall PVM_EXT_BASE + 1, pyvmm bench --hw-api): it reads its
+ * exit counters and CPU time there. Outside every timed window. */
+#define BENCH_MARK (PVM_EXT_BASE + 1)
+static void mark(unsigned long phase)
+{
+    if (boot_info->ext_registered & (1ull << (BENCH_MARK - PVM_EXT_BASE)))
+        pvm_hypercall(BENCH_MARK, phase, 0, 0, 0, 0);
 }
 
 static int bench_main(void)
@@ -504,12 +480,16 @@ static int bench_main(void)
     /* Warm-up writes into the first rep's slots; the first rep overwrites them. */
     for (unsigned long done = 0; done < warmup; done += iters)
         b->loop(samples, warmup - done < iters ? warmup - done : iters);
+    mark(0);
     for (unsigned long r = 0; r < reps; r++)
         b->loop(samples + r * iters, iters);
+    mark(1);
     if (b->loop == loop_rtt) {
         rtt_stop = 1;
         pvm_notify((unsigned)evt_b);
     }
+    bench_hw_stop();
+    errors += bench_hw_errors;
     kprintf("bench: name=%s count=%lu samples=%#lx tsc_khz=%lu errors=%lu\n", name, nsamples,
             (unsigned long)samples, (unsigned long)boot_info->tsc_khz, errors);
     return 0;

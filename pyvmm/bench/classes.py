@@ -27,6 +27,7 @@ class Group(enum.Enum):
     BASELINE = "baselines"
     FASTPATH = "fast-path experiments (null hypercall)"
     SPLIT = "where the time goes (null hypercall, per exit)"
+    COMPARE = "system-call API vs hardware API (--hw-api)"
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,17 @@ class BenchClass:
     #: What the host adds through :mod:`pyvmm.extensions` before the run: "ext" a Python
     #: extension hypercall that returns 0, "hook" an after-hypercall hook that does nothing.
     host: str | None = None
+    #: Boot the VM with ``--hw-api`` (in-kernel LAPIC, UART): the hardware side of a comparison.
+    hw_api: bool = False
+    #: Comparison classes (:mod:`pyvmm.bench.compare`): the workload's name in the table, and
+    #: the key of the pyvmm modules serving it (``sc-*`` system-call side, ``hw-*`` hardware).
+    workload: str = ""
+    serving: str = ""
+    #: Bytes of a temporary ``--disk`` the VM gets (the disk workloads); 0: none.
+    disk: int = 0
+    #: The comparison table's API column: "syscall", "hardware", or "syscall+kernel" (the
+    #: system-call ABI's events with NOTIFY's in-kernel doorbell, pyvmm.hw.doorbell).
+    api: str = ""
 
 
 KIB = 1024
@@ -195,6 +207,129 @@ CLASSES: tuple[BenchClass, ...] = (
         features=_AS,
         iter_scale=0.2,
         vs_null=True,
+    ),
+    # -- the same workloads through the system-call API and the hardware API (docs/hwapi.md).
+    # The timer pair waits 1 ms, not the timer class's 200 us: a deadline that passes before
+    # TIMER_SET arrives (a loaded host) is an error, and this figure must not depend on load.
+    *(
+        BenchClass(
+            name,
+            title,
+            Group.COMPARE,
+            guest=guest,
+            size=size,
+            features=feats,
+            vcpus=vcpus,
+            iter_scale=scale,
+            hw_api=name.startswith("hw-"),
+            workload=workload,
+            serving=serving,
+        )
+        for name, title, guest, size, feats, vcpus, scale, workload, serving in (
+            (
+                "sc-notify-rtt",
+                "NOTIFY + BLOCK round trip, 2 vCPUs",
+                "notify-rtt",
+                0,
+                _EV | Feature.SMP,
+                2,
+                0.25,
+                "notify round trip",
+                "sc-notify",
+            ),
+            (
+                "hw-ipi-rtt",
+                "x2APIC IPI + HLT round trip, 2 vCPUs",
+                "hw-ipi-rtt",
+                0,
+                Feature.SMP,
+                2,
+                0.25,
+                "notify round trip",
+                "hw-notify",
+            ),
+            (
+                "sc-timer",
+                "TIMER_SET +1ms, BLOCK, minus 1ms",
+                "timer",
+                1000,
+                _EV | Feature.TIMER,
+                1,
+                0.1,
+                "timer arm-and-fire",
+                "sc-timer",
+            ),
+            (
+                "hw-timer",
+                "TSC-deadline +1ms, HLT, minus 1ms",
+                "hw-timer",
+                1000,
+                NO_FEATURES,
+                1,
+                0.1,
+                "timer arm-and-fire",
+                "hw-timer",
+            ),
+            (
+                "sc-console-64",
+                "SEND 64 B to the console",
+                "console",
+                64,
+                NO_FEATURES,
+                1,
+                0.2,
+                "console 64 bytes",
+                "sc-console",
+            ),
+            (
+                "hw-console-64",
+                "64 B to the 16550 UART (polled)",
+                "hw-console",
+                64,
+                NO_FEATURES,
+                1,
+                0.05,
+                "console 64 bytes",
+                "hw-console",
+            ),
+        )
+    ),
+    # NOTIFY's in-kernel path: the same events ABI, the interrupt through a doorbell (ioeventfd =
+    # irqfd) into the target's LAPIC; needs the in-kernel LAPIC, so it runs in a --hw-api VM.
+    BenchClass(
+        "sc-notify-kernel",
+        "NOTIFY via in-kernel doorbell + HLT, 2 vCPUs",
+        Group.COMPARE,
+        guest="notify-doorbell",
+        features=_EV | Feature.SMP,
+        vcpus=2,
+        iter_scale=0.25,
+        hw_api=True,
+        workload="notify round trip",
+        serving="sc-notify-kernel",
+        api="syscall+kernel",
+    ),
+    # Durable writes: SEND + CHANNEL_FLUSH on a --disk against virtio-blk write + flush requests.
+    *(
+        BenchClass(
+            f"{side}-disk-{label}",
+            title,
+            Group.COMPARE,
+            guest=guest,
+            size=n,
+            features=feats,
+            iter_scale=scale,
+            hw_api=side == "hw",
+            workload=f"disk write+flush {label}",
+            serving=f"{side}-disk",
+            disk=2 * MIB,
+            bytes_per_op=n,
+        )
+        for label, n, scale in (("4k", 4 * KIB, 0.1), ("1m", MIB, 0.02))
+        for side, title, guest, feats in (
+            ("sc", f"SEND {label} to a disk + CHANNEL_FLUSH", "disk", Feature.BLOCK_DEVICE),
+            ("hw", f"virtio-blk write {label} + flush", "hw-disk", NO_FEATURES),
+        )
     ),
     # -- baselines measured in the same run
     BenchClass("base-c-exit", "(a) C exit loop, no dispatch", Group.BASELINE, guest="null", loop="c-null"),

@@ -21,6 +21,7 @@ def bench_main(
     warmup: int | None = None,
     reps: int | None = None,
     list_classes: bool = False,
+    hw_api: bool = False,
 ) -> int:
     from pyvmm.bench.classes import CLASSES
     from pyvmm.bench.hostinfo import host_info
@@ -59,7 +60,7 @@ def bench_main(
         except ReportFileError as e:
             return _error(f"--json: {e}")
     try:
-        classes = select(only)
+        classes = select(only, hw_api)
         host = host_info()
         results = run_all(classes, p)
     except BenchError as e:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pyvmm.bench.classes import BASELINE_A, Group
+from pyvmm.bench.compare import comparison_json, format_comparison
 from pyvmm.bench.run import Params, Result
 
 JSON_VERSION = 1
@@ -140,6 +141,7 @@ def format_table(results: list[Result], p: Params, host: dict) -> str:
                 f"{r.cls.name:<16} {r.cls.title[:42]:<42} {_ns(r.dist.median):>11} {_ns(r.dist.p99):>11} {ratio:>7}"
                 f" {vs_null:>7}  {', '.join(other)}"
             )
+    lines += format_comparison(results)
     if skipped:
         lines.append("-- skipped")
         lines += [f"{r.cls.name:<16} {r.skipped}" for r in skipped]
@@ -187,6 +189,9 @@ def to_json(results: list[Result], p: Params, host: dict) -> dict:
             if r.per_call_ns is not None:
                 row["per_call_ns"] = round(r.per_call_ns, 1)
                 row["per"] = r.cls.per
+            if r.compare is not None:
+                row["workload"] = r.cls.workload
+                row["compare"] = r.compare.to_json()
         rows.append(row)
     return {
         "version": JSON_VERSION,
@@ -196,6 +201,7 @@ def to_json(results: list[Result], p: Params, host: dict) -> dict:
         "targets": {t.what: t.to_dict() for t in targets(results)},
         "null_ratio_net_of_window": None if (net := net_null_ratio(results)) is None else round(net, 3),
         "page_fault_split": _fault_split_json(results),
+        "comparison": comparison_json(results),
     }
 
 

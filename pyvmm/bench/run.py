@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyvmm.bench.classes import BASELINE_A, CLASSES, NULL, BenchClass, Group
+from pyvmm.bench.compare import COUNT_ITERS, Figures, Probe, figures
 from pyvmm.bench.stats import Distribution
 from pyvmm.paravirt import abi
 from pyvmm.paravirt.abi import Feature, Layout
@@ -51,6 +52,7 @@ class Result:
     skipped: str | None = None
     errors: int = 0
     ratio: float | None = None  # median / median of baseline (a)
+    compare: Figures | None = None  # comparison classes (--hw-api): per-op exits, CPU, state, lines
     null_ratio: float | None = None  # median / median of the null class (pyvmm hypercall rows)
 
     @property
@@ -72,11 +74,19 @@ class GuestRun:
     errors: int
     tsc_khz: int
     metrics: object | None = None
+    state_bytes: dict | None = None
 
 
-def select(names: list[str] | None) -> list[BenchClass]:
-    """Classes named by ``--only`` (exact names, or a prefix before '-': ``send`` = every send-*)."""
+#: What ``--hw-api`` runs besides the comparison classes: the same-run baselines (a), (b).
+HW_API_BASELINES = (BASELINE_A, "base-ioeventfd")
+
+
+def select(names: list[str] | None, hw_api: bool = False) -> list[BenchClass]:
+    """Classes named by ``--only`` (exact names, or a prefix before '-': ``send`` = every send-*);
+    with none, every class (``--hw-api``: only the comparison and the baselines (a), (b))."""
     if not names:
+        if hw_api:
+            return [c for c in CLASSES if c.group is Group.COMPARE or c.name in HW_API_BASELINES]
         return list(CLASSES)
     wanted = [n.strip() for arg in names for n in arg.split(",") if n.strip()]
     chosen = []
@@ -128,8 +138,11 @@ def _add_host_extras(kind: str, machine) -> None:
     ext.attach(machine)
 
 
-def run_guest(cls: BenchClass, p: Params, kernel: Path) -> GuestRun:
-    """Boot the bundled kernel with ``test=bench`` for *cls* and collect its samples (ns)."""
+def run_guest(cls: BenchClass, p: Params, kernel: Path, probe: Probe | None = None, stats: bool = False) -> GuestRun:
+    """Boot the bundled kernel with ``test=bench`` for *cls* and collect its samples (ns).
+
+    *probe* (comparison classes) is attached before the run and measures the device
+    state after it; *stats* runs the ``--stats`` loop (the counting pass)."""
     from pyvmm.bench.loops import LOOPS
     from pyvmm.kvm import KvmError
     from pyvmm.loader import LoaderError
@@ -141,8 +154,17 @@ def run_guest(cls: BenchClass, p: Params, kernel: Path) -> GuestRun:
         f"test=bench bench={cls.guest} iters={p.iters} warmup={p.warmup} reps={p.reps} "
         f"size={cls.size} port={IOEVENTFD_PORT:#x}"
     )
-    with tempfile.TemporaryFile() as console:
+    with tempfile.TemporaryFile() as console, tempfile.TemporaryDirectory(prefix="pyvmm-bench-") as tmp:
+        channels = ()
+        if cls.disk:  # a real file on the temporary directory's filesystem: CHANNEL_FLUSH is its fsync
+            from pyvmm.devices.spec import DiskSpec
+
+            path = os.path.join(tmp, "disk.img")
+            with open(path, "wb") as f:
+                f.truncate(cls.disk)
+            channels = (DiskSpec("disk0", path),)
         config = MachineConfig(
+            channels=channels,
             kernel=kernel,
             memory=_memory_for(cls, p),
             cmdline=cmdline,
@@ -151,11 +173,14 @@ def run_guest(cls: BenchClass, p: Params, kernel: Path) -> GuestRun:
             console_fd=console.fileno(),
             kvm_path=_kvm_path(),
             null_sink=True,
-            stats=cls.loop == "stats",
+            stats=cls.loop == "stats" or stats,
+            hw_api=cls.hw_api,
         )
         try:
             machine = Machine(config)
         except (KvmError, LoaderError, MachineError) as e:
+            if cls.hw_api and str(e).startswith("--hw-api"):
+                raise Skip(str(e)) from None  # the backend lacks the hardware: one line, the rest runs
             raise BenchError(str(e)) from None
         efd = -1
         try:
@@ -167,6 +192,8 @@ def run_guest(cls: BenchClass, p: Params, kernel: Path) -> GuestRun:
                 machine.vm.ioeventfd(efd, IOEVENTFD_PORT, 4)
             if cls.host is not None:
                 _add_host_extras(cls.host, machine)
+            if probe is not None:
+                probe.attach(machine)
             if cls.loop == "stats":
                 machine.metrics = Metrics(keep_samples=True)
                 machine.loop = stats_loop(machine.metrics)
@@ -193,10 +220,13 @@ def run_guest(cls: BenchClass, p: Params, kernel: Path) -> GuestRun:
             raw = array("I")
             raw.frombytes(machine.memory.read(gpa, count * 4))
             scale = 1e6 / khz
-            return GuestRun([c * scale for c in raw], errors, khz, machine.metrics)
+            state = probe.state_bytes(machine) if probe is not None else None
+            return GuestRun([c * scale for c in raw], errors, khz, machine.metrics, state)
         finally:
             if efd >= 0:
                 os.close(efd)
+            if probe is not None:
+                probe.close()
             machine.close()
 
 
@@ -259,6 +289,8 @@ def run_all(classes: list[BenchClass], p: Params, progress: Progress = _stderr) 
                 res.samples = run_syscall_c(cp)
             elif cls.name == "base-syscall-py":
                 res.samples = run_syscall_py(cp)
+            elif cls.group is Group.COMPARE:
+                res.samples, res.errors, res.compare = run_compared(cls, cp, kernel)
             else:
                 run = run_guest(cls, cp, kernel)
                 res.samples, res.errors = run.samples_ns, run.errors
@@ -282,6 +314,17 @@ def run_all(classes: list[BenchClass], p: Params, progress: Progress = _stderr) 
     apply_ratios(results)
     order = [c.name for c in CLASSES]
     return sorted(results.values(), key=lambda r: order.index(r.cls.name))
+
+
+def run_compared(cls: BenchClass, p: Params, kernel: Path) -> tuple[list[float], int, Figures]:
+    """A comparison class: the timing pass, then the counting pass (see pyvmm.bench.compare)."""
+    timing = Probe(cls)
+    run = run_guest(cls, p, kernel, probe=timing)
+    cp = Params(min(p.iters, COUNT_ITERS), min(p.warmup, COUNT_ITERS // 10), 1)
+    counting = Probe(cls)
+    run_guest(cls, cp, kernel, probe=counting, stats=True)
+    figs = figures(cls, timing, counting, p.iters * p.reps, cp.iters * cp.reps, run.state_bytes or {})
+    return run.samples_ns, run.errors, figs
 
 
 def apply_ratios(results: dict[str, Result]) -> None:

@@ -74,6 +74,19 @@ class Console(Channel):
         self.bytes_out += n
         return n
 
+    def send_bytes(self, data: bytes) -> int:
+        """:meth:`send` for a device in pyvmm (the ``--hw-api`` UART): the count taken,
+        0 when nothing fits or output has failed (the UART reports it as not ready)."""
+        try:
+            return self.send(memoryview(data), 0)
+        except (ChannelError, ThreadStartError):
+            return 0
+
+    def can_send(self, n: int = 1) -> bool:
+        """Whether *n* more bytes fit (the UART's THRE bit); cheap: no poll of stdin."""
+        out = self._out
+        return out.capacity - out.pending >= n or bool(out.error)
+
     def flush(self) -> None:
         """Wait (at most ``FLUSH_WAIT_S``) until everything sent is written to the host fd."""
         if not self._out.wait_drained(FLUSH_WAIT_S):

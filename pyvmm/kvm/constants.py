@@ -49,6 +49,8 @@ class Ioctl(enum.IntEnum):
     SET_USER_MEMORY_REGION = _iow(0x46, s.KvmUserspaceMemoryRegion)
     SET_TSS_ADDR = _io(0x47)
     SET_IDENTITY_MAP_ADDR = _iow(0x48, ctypes.c_uint64)
+    SET_GSI_ROUTING = _iow(0x6A, s.KvmIrqRouting)
+    IRQFD = _iow(0x76, s.KvmIrqfd)
     IOEVENTFD = _iow(0x79, s.KvmIoeventfd)
     RUN = _io(0x80)
     GET_REGS = _ior(0x81, s.KvmRegs)
@@ -60,6 +62,8 @@ class Ioctl(enum.IntEnum):
     SET_MSRS = _iow(0x89, s.KvmMsrs)
     GET_FPU = _ior(0x8C, s.KvmFpu)
     SET_FPU = _iow(0x8D, s.KvmFpu)
+    GET_LAPIC = _ior(0x8E, s.KvmLapicState)
+    SET_LAPIC = _iow(0x8F, s.KvmLapicState)
     SET_CPUID2 = _iow(0x90, s.KvmCpuid2)
     GET_CPUID2 = _iowr(0x91, s.KvmCpuid2)
     GET_MP_STATE = _ior(0x98, s.KvmMpState)
@@ -75,6 +79,7 @@ class Ioctl(enum.IntEnum):
     SET_XSAVE = _iow(0xA5, s.KvmXsave)
     GET_XCRS = _ior(0xA6, s.KvmXcrs)
     SET_XCRS = _iow(0xA7, s.KvmXcrs)
+    GET_STATS_FD = _io(0xCE)
 
 
 class Cap(enum.IntEnum):
@@ -88,15 +93,21 @@ class Cap(enum.IntEnum):
     NR_VCPUS = 9
     NR_MEMSLOTS = 10
     SET_GUEST_DEBUG = 23
+    IRQ_ROUTING = 25
+    IRQFD = 32
     IOEVENTFD = 36
     DEBUGREGS = 50
     XSAVE = 55
     XCRS = 56
     GET_TSC_KHZ = 61
     MAX_VCPUS = 66
+    TSC_DEADLINE_TIMER = 72
     SYNC_REGS = 74
     READONLY_MEM = 81
+    SPLIT_IRQCHIP = 121
+    X2APIC_API = 129
     IMMEDIATE_EXIT = 136
+    BINARY_STATS_FD = 203
 
 
 class ExitReason(enum.IntEnum):
@@ -118,6 +129,7 @@ class ExitReason(enum.IntEnum):
     NMI = 16
     INTERNAL_ERROR = 17
     SYSTEM_EVENT = 24
+    IOAPIC_EOI = 26
     X86_RDMSR = 29
     X86_WRMSR = 30
     X86_BUS_LOCK = 33
@@ -147,6 +159,12 @@ GUESTDBG_ENABLE = 0x00000001
 GUESTDBG_SINGLESTEP = 0x00000002
 GUESTDBG_USE_SW_BP = 0x00010000  # x86: #BP (int3) exits to userspace
 GUESTDBG_USE_HW_BP = 0x00020000  # x86: debugreg[] below are the vCPU's DR0-3/DR7
+
+# struct kvm_irq_routing_entry.type
+IRQ_ROUTING_MSI = 2
+
+# struct kvm_mp_state.mp_state
+MP_STATE_RUNNABLE = 0
 
 # KVM_GET_API_VERSION must return this
 API_VERSION = 12

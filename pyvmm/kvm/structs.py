@@ -20,6 +20,9 @@ __all__ = [
     "KvmGuestDebug",
     "KvmInterrupt",
     "KvmIoeventfd",
+    "KvmIrqRoutingEntry",
+    "KvmIrqfd",
+    "KvmLapicState",
     "KvmMpState",
     "KvmMsrEntry",
     "KvmMsrs",
@@ -239,6 +242,52 @@ class KvmDirtyLog(ctypes.Structure):
     """``struct kvm_dirty_log``: *dirty_bitmap* is the address of a bitmap, one bit per page."""
 
     _fields_ = [("slot", c_uint32), ("padding1", c_uint32), ("dirty_bitmap", c_uint64)]
+
+
+# --- the in-kernel local APIC and interrupt routing (``--hw-api``, pyvmm.hw) ------------
+
+
+class KvmLapicState(ctypes.Structure):
+    """``struct kvm_lapic_state``: the local APIC's 4 KiB register page, first 1 KiB."""
+
+    _fields_ = [("regs", ctypes.c_char * 1024)]
+
+
+class KvmIrqfd(ctypes.Structure):
+    _fields_ = [
+        ("fd", c_uint32),
+        ("gsi", c_uint32),
+        ("flags", c_uint32),
+        ("resamplefd", c_uint32),
+        ("pad", c_uint8 * 16),
+    ]
+
+
+class KvmIrqRoutingMsi(ctypes.Structure):
+    _fields_ = [("address_lo", c_uint32), ("address_hi", c_uint32), ("data", c_uint32), ("devid", c_uint32)]
+
+
+class _IrqRoutingUnion(ctypes.Union):
+    _fields_ = [("msi", KvmIrqRoutingMsi), ("pad", c_uint32 * 8)]
+
+
+class KvmIrqRoutingEntry(ctypes.Structure):
+    _fields_ = [("gsi", c_uint32), ("type", c_uint32), ("flags", c_uint32), ("pad", c_uint32), ("u", _IrqRoutingUnion)]
+
+
+class KvmIrqRouting(ctypes.Structure):
+    """``struct kvm_irq_routing`` without its entries (see :func:`irq_routing_type`)."""
+
+    _fields_ = [("nr", c_uint32), ("flags", c_uint32)]
+
+
+def irq_routing_type(n: int):
+    """``struct kvm_irq_routing`` followed by *n* entries."""
+
+    class _KvmIrqRoutingN(ctypes.Structure):
+        _fields_ = [("nr", c_uint32), ("flags", c_uint32), ("entries", KvmIrqRoutingEntry * n)]
+
+    return _KvmIrqRoutingN
 
 
 # --- struct kvm_run -----------------------------------------------------------

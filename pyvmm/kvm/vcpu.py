@@ -101,6 +101,14 @@ class VcpuFd(IoctlFd):
     def set_mp_state(self, state: s.KvmMpState) -> None:
         self._ioctl_struct(Ioctl.SET_MP_STATE, state)
 
+    def get_lapic(self) -> s.KvmLapicState:
+        """``KVM_GET_LAPIC``: the in-kernel local APIC's registers (``--hw-api`` VMs)."""
+        return self._get(Ioctl.GET_LAPIC, s.KvmLapicState)
+
+    def stats_fd(self) -> int:
+        """``KVM_GET_STATS_FD``: a new fd of this vCPU's binary statistics (:mod:`pyvmm.kvm.stats`)."""
+        return self._ioctl(Ioctl.GET_STATS_FD, 0)
+
     def get_xsave(self) -> s.KvmXsave:
         return self._get(Ioctl.GET_XSAVE, s.KvmXsave)
 

@@ -10,6 +10,7 @@ from pyvmm.kvm.constants import (
     IOEVENTFD_FLAG_DATAMATCH,
     IOEVENTFD_FLAG_DEASSIGN,
     IOEVENTFD_FLAG_PIO,
+    IRQ_ROUTING_MSI,
     Ioctl,
 )
 from pyvmm.kvm.vcpu import VcpuFd
@@ -64,6 +65,30 @@ class Vm(IoctlFd):
             flags |= IOEVENTFD_FLAG_DATAMATCH
         req = s.KvmIoeventfd(datamatch=datamatch or 0, addr=addr, len=length, fd=fd, flags=flags)
         self._ioctl_struct(Ioctl.IOEVENTFD, req)
+
+    def enable_cap(self, cap: int, *args: int) -> None:
+        """``KVM_ENABLE_CAP`` on the VM (e.g. ``SPLIT_IRQCHIP``, before any vCPU exists)."""
+        req = s.KvmEnableCap(cap=cap)
+        for i, value in enumerate(args[:4]):
+            req.args[i] = value
+        self._ioctl_struct(Ioctl.ENABLE_CAP, req)
+
+    def irqfd(self, fd: int, gsi: int, *, deassign: bool = False) -> None:
+        """``KVM_IRQFD``: a write to eventfd *fd* raises *gsi* inside the kernel (an
+        in-kernel irqchip is needed; EINVAL without)."""
+        self._ioctl_struct(Ioctl.IRQFD, s.KvmIrqfd(fd=fd, gsi=gsi, flags=1 if deassign else 0))
+
+    def set_gsi_routing(self, msi_routes: dict[int, tuple[int, int]]) -> None:
+        """``KVM_SET_GSI_ROUTING``: the whole table, one MSI entry per GSI
+        (``gsi: (address, data)``); replaces what was there."""
+        buf = s.irq_routing_type(len(msi_routes))()
+        buf.nr = len(msi_routes)
+        for i, (gsi, (address, data)) in enumerate(sorted(msi_routes.items())):
+            entry = buf.entries[i]
+            entry.gsi, entry.type = gsi, IRQ_ROUTING_MSI
+            entry.u.msi.address_lo, entry.u.msi.address_hi = address & 0xFFFF_FFFF, address >> 32
+            entry.u.msi.data = data
+        self._ioctl_struct(Ioctl.SET_GSI_ROUTING, buf)
 
     def create_vcpu(self, vcpu_id: int) -> VcpuFd:
         """Create vCPU *vcpu_id* and map its ``kvm_run`` page."""

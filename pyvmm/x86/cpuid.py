@@ -1,7 +1,8 @@
 """The CPUID a pyvmm guest sees: KVM's supported set, minus emulated hardware.
 
 A paravirtual guest has no local APIC, so APIC, x2APIC and the TSC-deadline
-timer are hidden; the hypervisor leaves announce pyvmm and the ABI version
+timer are hidden (a ``--hw-api`` VM, :mod:`pyvmm.hw`, has KVM's in-kernel LAPIC
+and shows the three bits where KVM supports them); the hypervisor leaves announce pyvmm and the ABI version
 instead of KVM's own paravirtual features (kvmclock etc., which we do not offer).
 """
 
@@ -23,15 +24,24 @@ def _sig_words(sig: bytes) -> tuple[int, int, int]:
     return tuple(int.from_bytes(sig[i : i + 4], "little") for i in (0, 4, 8))  # type: ignore[return-value]
 
 
-def guest_cpuid(supported: list[KvmCpuidEntry2], vcpu_id: int, nr_vcpus: int) -> list[KvmCpuidEntry2]:
-    """CPUID entries for vCPU *vcpu_id*, derived from ``KVM_GET_SUPPORTED_CPUID``."""
+def guest_cpuid(
+    supported: list[KvmCpuidEntry2], vcpu_id: int, nr_vcpus: int, *, lapic: bool = False
+) -> list[KvmCpuidEntry2]:
+    """CPUID entries for vCPU *vcpu_id*, derived from ``KVM_GET_SUPPORTED_CPUID``;
+    *lapic*: the VM has an in-kernel local APIC (``--hw-api``), so its bits stay."""
     out: list[KvmCpuidEntry2] = []
     for src in supported:
         e = KvmCpuidEntry2.from_buffer_copy(src)
         fn = e.function
         if fn == 1:
-            e.edx &= ~_LEAF1_EDX_APIC
-            e.ecx &= ~(_LEAF1_ECX_X2APIC | _LEAF1_ECX_TSC_DEADLINE)
+            if not lapic:
+                e.edx &= ~_LEAF1_EDX_APIC
+                e.ecx &= ~(_LEAF1_ECX_X2APIC | _LEAF1_ECX_TSC_DEADLINE)
+            else:
+                # KVM leaves TSC-deadline out of KVM_GET_SUPPORTED_CPUID even where its LAPIC
+                # emulates it (api.rst: check KVM_CAP_TSC_DEADLINE_TIMER, which --hw-api requires,
+                # and set the bit): SVM does, PVM happens to report it.
+                e.ecx |= _LEAF1_ECX_TSC_DEADLINE
             e.ecx |= _LEAF1_ECX_HYPERVISOR
             # EBX[31:24] initial APIC id (our vCPU id), EBX[23:16] logical CPU count.
             e.ebx = (e.ebx & 0x0000FFFF) | (min(nr_vcpus, 255) << 16) | ((vcpu_id & 0xFF) << 24)
