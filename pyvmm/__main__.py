@@ -19,10 +19,21 @@ def main(argv: list[str] | None = None) -> None:
         with quiet_broken_pipe():
             _main(sys.argv[1:] if argv is None else argv)
     except stopsignals.StopSignal as stop:
-        _say(f"pyvmm: stopped by {stopsignals.name(stop.signum)}\n")
-        sys.exit(stop.status)
+        _stopped(stop)
+    except Exception as e:
+        stop = stopsignals.unwrap(e)
+        if stop is None:
+            raise
+        _stopped(stop)  # a stop signal Python wrapped in another error: still 128+N, one line
     finally:
         stopsignals.quiet()
+
+
+def _stopped(stop) -> None:
+    from pyvmm import stopsignals
+
+    _say(f"pyvmm: stopped by {stopsignals.name(stop.signum)}\n")
+    sys.exit(stop.status)
 
 
 def _say(line: str) -> None:

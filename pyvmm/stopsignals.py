@@ -75,6 +75,19 @@ class StopSignal(BaseException):
         self.status = 128 + signum
 
 
+def unwrap(exc: BaseException) -> StopSignal | None:
+    """The StopSignal behind *exc*, if Python wrapped one (``type.__new__`` turns an exception
+    from ``__set_name__`` into ``RuntimeError``, with the StopSignal as its cause: a signal
+    that lands while a dataclass is being created arrives that way)."""
+    seen = 0
+    while exc is not None and seen < 16:
+        if isinstance(exc, StopSignal):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
 _first: int | None = None
 _raising = False
 _default_unraisablehook = sys.unraisablehook

@@ -197,3 +197,27 @@ except stopsignals.StopSignal as e:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert proc.stdout.splitlines() == ["callback returned", f"raised again: {int(signal.SIGUSR1)}"], proc
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+
+
+def test_a_stop_signal_wrapped_by_python_is_still_128_plus_n():
+    """Regression (a CI run, SIGINT at 28 ms): the signal landed while a dataclass was being
+    created; ``type.__new__`` wraps what ``__set_name__`` raises in ``RuntimeError``, so main
+    printed a traceback and exited 1 instead of 130."""
+    code = """
+import signal, sys
+from pyvmm import __main__ as entry
+
+class Field:
+    def __set_name__(self, owner, name):
+        signal.raise_signal(signal.SIGUSR1)
+
+def body(args):
+    class Thing:
+        x = Field()
+
+entry._main = body
+entry.main([])
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 128 + int(signal.SIGUSR1), proc
+    assert "Traceback" not in proc.stderr and "stopped by SIGUSR1" in proc.stderr, proc.stderr
