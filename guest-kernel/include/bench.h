@@ -1,4 +1,4 @@
-/* What programs/bench.c and programs/bench_hw.c share: the TSC stamp, the event consume,
+/* What programs/bench.c, bench_hw.c and notifyrt.c share: the TSC stamp, the event consume,
  * and the comparison's loops and setup (docs/hwapi.md). */
 #ifndef BENCH_H
 #define BENCH_H

@@ -3,6 +3,7 @@
  * Interrupts stay off: each side consumes its port's pending byte itself (the
  * BLOCK-with-interrupts-off protocol), so only the notify/block path is timed. */
 #include "arch.h"
+#include "bench.h"
 #include "events.h"
 #include "lib.h"
 #include "programs.h"
@@ -10,16 +11,6 @@
 #define MAXI 4096
 static int port_a, port_b; /* delivered to vCPU 0 / vCPU 1 */
 static volatile int stop;
-
-static inline int consume(unsigned cpu, unsigned port)
-{
-    volatile uint8_t *up = &shared_info->vcpu[cpu].upcall_pending;
-    volatile uint8_t *p = &shared_info->evtchn_pending[port];
-    uint8_t zero = 0, v = 0;
-    __asm__ volatile("xchgb %0, %1" : "+q"(zero), "+m"(*up) : : "memory");
-    __asm__ volatile("xchgb %0, %1" : "+q"(v), "+m"(*p) : : "memory");
-    return v;
-}
 
 static void wait_port(unsigned cpu, unsigned port)
 {
